@@ -1,0 +1,428 @@
+"""A typed, synchronous HTTP client of the weightspace REST API (httpx only: no torch or numpy)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, cast
+from urllib.parse import quote
+
+import httpx
+
+from weightspace_client import __version__
+from weightspace_client.types import (
+    PCA,
+    TERMINAL_STATUSES,
+    Distances,
+    Experiment,
+    Health,
+    Readiness,
+    Run,
+    SnapshotInfo,
+    Trajectory,
+)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+URL_ENV = "WEIGHTSPACE_URL"
+TOKEN_ENV = "WEIGHTSPACE_TOKEN"
+#: Response header carrying the hex sha256 of a downloaded snapshot's bytes.
+CHECKSUM_HEADER = "X-Checksum-Sha256"
+_DOWNLOAD_CHUNK = 1 << 20
+
+
+def resolve_base_url(base_url: str | None = None) -> str:
+    """``base_url``, else ``$WEIGHTSPACE_URL``, else :data:`DEFAULT_URL`; no trailing slash."""
+    url = base_url or os.environ.get(URL_ENV) or DEFAULT_URL
+    return url.rstrip("/")
+
+
+def resolve_token(token: str | None = None) -> str | None:
+    """``token``, else ``$WEIGHTSPACE_TOKEN``, else no token."""
+    return token or os.environ.get(TOKEN_ENV) or None
+
+
+class WeightspaceError(Exception):
+    """Base class of the errors this client raises (besides httpx's transport errors)."""
+
+
+class ApiError(WeightspaceError):
+    """A non-2xx response, with its RFC 9457 problem document.
+
+    ``problem`` is the response's JSON object when it has one; otherwise a document made from
+    the status line and the start of the body.
+    """
+
+    def __init__(self, status: int, problem: Mapping[str, Any]) -> None:
+        self.status = status
+        self.problem: dict[str, Any] = dict(problem)
+        super().__init__(status, self.problem)
+
+    @property
+    def title(self) -> str:
+        return str(self.problem.get("title") or _reason(self.status))
+
+    @property
+    def detail(self) -> str | None:
+        detail = self.problem.get("detail")
+        return None if detail in (None, "") else str(detail)
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        errors = self.problem.get("errors")
+        if not isinstance(errors, list):
+            return []
+        return [e if isinstance(e, dict) else {"message": str(e)} for e in errors]
+
+    def __str__(self) -> str:
+        lines = []
+        for error in self.errors:
+            field = error.get("field")
+            if isinstance(field, list | tuple):
+                field = ".".join(map(str, field))
+            message = error.get("message", "")
+            lines.append(f"{field}: {message}" if field else str(message))
+        text = f"{self.status} {self.title}"
+        detail = self.detail
+        # The service's detail often just joins the field errors: say them once.
+        if detail and detail != self.title and not (lines and all(x in detail for x in lines)):
+            text += f": {detail}"
+        return "\n  - ".join([text, *lines])
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> ApiError:
+        """The error for ``response``, whose body must have been read."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            return cls(response.status_code, body)
+        problem: dict[str, Any] = {"title": response.reason_phrase or _reason(response.status_code)}
+        text = response.text.strip()
+        if isinstance(body, str):  # FastAPI-style {"detail": ...} aside, a bare JSON string
+            problem["detail"] = body
+        elif text:
+            problem["detail"] = text[:500]
+        return cls(response.status_code, problem)
+
+
+class ChecksumError(WeightspaceError):
+    """Downloaded bytes do not match the checksum the server announced or listed."""
+
+
+def _reason(status: int) -> str:
+    return httpx.codes.get_reason_phrase(status) or "HTTP error"
+
+
+def _segment(value: object) -> str:
+    """One path segment, percent-encoded (ids come from users)."""
+    return quote(str(value), safe="")
+
+
+def _experiment_path(experiment_id: str) -> str:
+    return f"/experiments/{_segment(experiment_id)}"
+
+
+def _snapshots_path(experiment_id: str, run: int) -> str:
+    return f"{_experiment_path(experiment_id)}/runs/{int(run)}/snapshots"
+
+
+class WeightspaceClient:
+    """Client of one weightspace service.
+
+    Parameters
+    ----------
+    base_url : str, optional
+        Root URL of the API; default ``$WEIGHTSPACE_URL``, then ``http://127.0.0.1:8000``.
+    token : str, optional
+        Sent as ``Authorization: Bearer <token>``; default ``$WEIGHTSPACE_TOKEN``, if set.
+    timeout : float
+        Seconds for each network operation (connect, read, write) of one request.
+    transport : httpx.BaseTransport, optional
+        For tests (``httpx.MockTransport``) or custom networking.
+
+    Use it as a context manager, or call :meth:`close`, to release its connections.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = resolve_base_url(base_url)
+        headers = {
+            "Accept": "application/json",
+            "User-Agent": f"weightspace-client/{__version__}",
+        }
+        token = resolve_token(token)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        #: The underlying ``httpx.Client`` (base URL and headers set), for requests of your own.
+        self.http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"WeightspaceClient({self.base_url!r})"
+
+    def _request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        response = self.http.request(method, url, params=params, json=json)
+        if response.is_error:
+            raise ApiError.from_response(response)
+        return response
+
+    def _get(self, url: str | httpx.URL, params: Mapping[str, Any] | None = None) -> Any:
+        return self._request("GET", url, params=params).json()
+
+    def _paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        """Items of a list endpoint, following ``next_cursor`` until it is null.
+
+        A page is ``{"items": [...], "next_cursor": ...}``; a bare JSON list is one last page.
+        """
+        query = dict(params or {})
+        seen: set[str] = set()
+        while True:
+            page = self._get(path, query)
+            if isinstance(page, list):
+                yield from page
+                return
+            yield from page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+            if cursor in seen:
+                raise WeightspaceError(f"the server repeated the cursor {cursor!r} of {path}")
+            seen.add(cursor)
+            query["cursor"] = cursor
+
+    # -- service ------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        """``GET /health``: the process answers."""
+        return cast(Health, self._get("/health"))
+
+    def ready(self) -> Readiness:
+        """``GET /ready``: whether the database, broker and store answer, with a check for each.
+
+        A 503 with a readiness document is returned (``status == "unavailable"``), not raised.
+        """
+        response = self.http.get("/ready")
+        if response.status_code == 503:
+            body = _json_or_none(response)
+            if isinstance(body, dict) and "checks" in body:
+                return cast(Readiness, body)
+        if response.is_error:
+            raise ApiError.from_response(response)
+        return cast(Readiness, response.json())
+
+    # -- experiments ----------------------------------------------------------------------
+
+    def submit(self, spec: Mapping[str, Any], *, queue: str | None = None) -> Experiment:
+        """Create an experiment from ``spec`` (an ``ExperimentSpec`` as JSON) and queue it.
+
+        ``queue`` is ``"cpu"`` or ``"gpu"``; by default the service's default queue. Invalid
+        specs raise :class:`ApiError` (422) naming each offending field.
+        """
+        params = {} if queue is None else {"queue": queue}
+        response = self._request("POST", "/experiments", json=dict(spec), params=params)
+        created = _json_or_none(response)
+        if isinstance(created, dict) and "id" in created:
+            return cast(Experiment, created)
+        location = response.headers.get("Location")
+        if not location:
+            raise WeightspaceError(
+                "the service created an experiment but named neither id nor Location"
+            )
+        return cast(Experiment, self._get(response.request.url.join(location)))
+
+    def list_experiments(
+        self, *, status: str | None = None, limit: int = 50
+    ) -> Iterator[Experiment]:
+        """Every experiment (newest first), fetching pages of ``limit`` as the iterator advances."""
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        return cast(Iterator[Experiment], self._paginate("/experiments", params))
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return cast(Experiment, self._get(_experiment_path(experiment_id)))
+
+    def list_runs(self, experiment_id: str) -> list[Run]:
+        return cast(list[Run], list(self._paginate(f"{_experiment_path(experiment_id)}/runs")))
+
+    def wait(
+        self,
+        experiment_id: str,
+        *,
+        poll: float = 1.0,
+        timeout: float | None = None,
+        on_update: Callable[[Experiment], None] | None = None,
+    ) -> Experiment:
+        """Poll until the experiment is succeeded, failed or cancelled, and return it.
+
+        ``on_update`` is called with every polled state, the last one included. Raises
+        :class:`TimeoutError` if ``timeout`` seconds pass first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            experiment = self.get_experiment(experiment_id)
+            if on_update is not None:
+                on_update(experiment)
+            if experiment["status"] in TERMINAL_STATUSES:
+                return experiment
+            pause = poll
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"experiment {experiment_id} is still {experiment['status']} "
+                        f"after {timeout:g} s"
+                    )
+                pause = min(poll, left)
+            time.sleep(pause)
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    def list_snapshots(self, experiment_id: str, run: int) -> Iterator[SnapshotInfo]:
+        """Metadata of one run's snapshots, in epoch order."""
+        return cast(Iterator[SnapshotInfo], self._paginate(_snapshots_path(experiment_id, run)))
+
+    def download_snapshot(
+        self, experiment_id: str, run: int, epoch: int, path: str | os.PathLike[str]
+    ) -> Path:
+        """Save one snapshot's safetensors file at ``path``, verified, and return the path.
+
+        The bytes are streamed to a temporary file beside ``path`` and checked against both the
+        response's ``X-Checksum-Sha256`` header and the sha256 and size listed for the snapshot;
+        only then is the file renamed into place, so ``path`` never holds a partial or corrupt
+        file. Raises :class:`ChecksumError` on any mismatch (and leaves nothing behind).
+        """
+        target = Path(path)
+        listed = next(
+            (s for s in self.list_snapshots(experiment_id, run) if s["epoch"] == epoch), None
+        )
+        if listed is None:
+            raise WeightspaceError(
+                f"experiment {experiment_id} has no snapshot of run {run} at epoch {epoch}"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+        )
+        temp = Path(temp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                announced, digest, size = self._stream_snapshot(experiment_id, run, epoch, out)
+                out.flush()
+                os.fsync(out.fileno())
+            _verify(announced, digest, size, listed)
+            os.chmod(temp, 0o644)  # mkstemp's 0600 is for the unverified file only
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            raise
+        return target
+
+    def _stream_snapshot(
+        self, experiment_id: str, run: int, epoch: int, out: Any
+    ) -> tuple[str, str, int]:
+        """Write the snapshot's bytes to ``out``; return (announced sha256, actual sha256, size)."""
+        url = f"{_snapshots_path(experiment_id, run)}/{int(epoch)}"
+        headers = {"Accept": "application/octet-stream"}
+        with self.http.stream("GET", url, headers=headers) as response:
+            if response.is_error:
+                response.read()
+                raise ApiError.from_response(response)
+            announced = response.headers.get(CHECKSUM_HEADER)
+            if not announced:
+                raise ChecksumError(f"the response has no {CHECKSUM_HEADER} header")
+            digest = hashlib.sha256()
+            size = 0
+            for chunk in response.iter_bytes(_DOWNLOAD_CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        return announced.strip().lower(), digest.hexdigest(), size
+
+    # -- analysis -------------------------------------------------------------------------
+
+    def pca(
+        self,
+        experiment_id: str,
+        *,
+        components: int = 2,
+        runs: Iterable[int] | None = None,
+        epochs: Iterable[int] | None = None,
+    ) -> PCA:
+        """PCA of the snapshots of ``runs`` (all by default) at ``epochs`` (all by default)."""
+        params: dict[str, Any] = {"components": components}
+        if runs is not None:
+            params["runs"] = [int(r) for r in runs]  # repeated: ?runs=0&runs=1
+        if epochs is not None:
+            params["epochs"] = [int(e) for e in epochs]
+        return cast(PCA, self._get(f"{_experiment_path(experiment_id)}/pca", params))
+
+    def distances(self, experiment_id: str, *, epoch: int | None = None) -> Distances:
+        """Distances between the runs at ``epoch`` (the final epoch by default)."""
+        params = {} if epoch is None else {"epoch": int(epoch)}
+        path = f"{_experiment_path(experiment_id)}/distances"
+        return cast(Distances, self._get(path, params))
+
+    def trajectory(self, experiment_id: str) -> Trajectory:
+        """Per run and snapshot: metrics, step and path length, displacement, straightness."""
+        return cast(Trajectory, self._get(f"{_experiment_path(experiment_id)}/trajectory"))
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json() if response.content else None
+    except ValueError:
+        return None
+
+
+def _verify(announced: str, actual: str, size: int, listed: SnapshotInfo) -> None:
+    if actual != announced:
+        raise ChecksumError(
+            f"snapshot bytes have sha256 {actual}, but {CHECKSUM_HEADER} says {announced}"
+        )
+    expected = str(listed.get("sha256", "")).lower()
+    if actual != expected:
+        raise ChecksumError(
+            f"snapshot bytes have sha256 {actual}, but the snapshot is listed with {expected}"
+        )
+    listed_size = listed.get("size")
+    if listed_size is not None and int(listed_size) != size:
+        raise ChecksumError(f"snapshot has {size} bytes, but is listed with {listed_size}")

@@ -1,0 +1,163 @@
+"""Typed shapes of the service's JSON documents, as plain dicts (no pydantic on the client side).
+
+They mirror ``service/schemas.py`` (see ``openapi/openapi.json``). Keys marked ``NotRequired``
+may be absent; every other key is present, possibly ``null``. Timestamps are ISO 8601 strings
+and ids are UUID strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+#: An experiment in one of these states will not change any more.
+TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class FieldError(TypedDict):
+    """One entry of a problem document's ``errors`` list."""
+
+    field: str  # dotted path, e.g. "optimizer.lr" or "query.components"
+    message: str
+
+
+class Problem(TypedDict, total=False):
+    """An RFC 9457 problem document (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[FieldError]
+
+
+class Metrics(TypedDict):
+    train_loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+
+
+class Seeds(TypedDict):
+    init: int  # initial weights (of the pretrained model, for clones)
+    data: int  # data order and dropout masks
+    pretrain: int | None  # pretraining's data order, when pretrain_epochs > 0
+
+
+class Run(TypedDict):
+    """One replica of an experiment and its progress."""
+
+    run: int
+    status: Status
+    epoch: int | None  # latest completed epoch
+    final_epoch: int
+    train_loss: float | None  # mean minibatch loss of the latest epoch
+    metrics: Metrics | None  # at the latest snapshot
+    seeds: Seeds
+    started_at: str | None
+    finished_at: str | None
+    updated_at: str
+
+
+class ExperimentLinks(TypedDict):
+    self: str
+    runs: str
+    pca: str
+    distances: str
+    trajectory: str
+
+
+class Experiment(TypedDict):
+    id: str
+    name: str | None
+    status: Status
+    queue: str
+    spec: dict[str, Any]  # the ExperimentSpec, defaults filled in
+    error: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    updated_at: str
+    runs: list[Run]
+    links: NotRequired[ExperimentLinks]
+
+
+class ExperimentPage(TypedDict):
+    items: list[Experiment]
+    next_cursor: str | None
+
+
+class SnapshotInfo(TypedDict):
+    """Metadata of one stored snapshot (a safetensors file of the flat parameter vector)."""
+
+    run: int
+    epoch: int
+    parameters: int  # length of the flat parameter vector
+    size: int  # bytes of the file
+    sha256: str  # hex digest of the file's bytes
+    metrics: Metrics
+    created_at: str
+    href: NotRequired[str]  # where to download it
+
+
+class PCAPoint(TypedDict):
+    run: int
+    epoch: int
+    coordinates: list[float]  # one per component
+
+
+class PCA(TypedDict):
+    """Joint PCA of a set of snapshots (scikit-learn's conventions; deterministic signs)."""
+
+    experiment_id: str
+    complete: bool  # false while the experiment runs: covers the snapshots that exist
+    components: int
+    explained_variance: list[float]
+    explained_variance_ratio: list[float]
+    cumulative_variance_ratio: list[float]
+    points: list[PCAPoint]
+
+
+class Distances(TypedDict):
+    """The runs' snapshots at one epoch (the final one by default), compared."""
+
+    experiment_id: str
+    complete: bool
+    epoch: int
+    runs: list[int]
+    distances: list[list[float]]  # len(runs) x len(runs), euclidean
+    cosine_similarity: list[list[float]]
+    distance_from_origin: list[float]  # per run
+    distance_from_init: list[float]  # per run, from its own first snapshot
+
+
+class TrajectoryPoint(TypedDict):
+    epoch: int
+    metrics: Metrics
+    step_length: float
+    path_length: float
+    displacement: float  # from the run's first snapshot
+    distance_from_origin: float
+    straightness: float  # displacement / path_length (1.0 where the path length is 0)
+
+
+class RunTrajectory(TypedDict):
+    run: int
+    points: list[TrajectoryPoint]  # in epoch order
+
+
+class Trajectory(TypedDict):
+    experiment_id: str
+    complete: bool
+    runs: list[RunTrajectory]
+
+
+class Health(TypedDict):
+    status: Literal["ok"]
+
+
+class Readiness(TypedDict):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str]  # "ok", or the error, per dependency: database, broker, store

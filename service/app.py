@@ -1,0 +1,71 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from service import problems
+from service.routes import analysis, experiments, health
+from weightspace.adapters.db import make_engine, make_sessionmaker
+from weightspace.adapters.queue import make_celery
+from weightspace.adapters.settings import Settings
+from weightspace.adapters.storage import store_for
+from weightspace.snapshots import ObjectStore
+
+API_VERSION = "0.1.0"
+log = logging.getLogger(__name__)
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Stable ids: the handler's name (create_experiment, get_pca, ...).
+    return route.name
+
+
+def _open_store(settings: Settings) -> ObjectStore:
+    """The snapshot store, its bucket created if missing; an unreachable S3 is reported by /ready."""
+    try:
+        return store_for(settings, create_bucket=True)
+    except Exception as error:  # e.g. S3 down or credentials refused: /ready says which
+        log.warning("snapshot store not ready at startup: %s", error)
+        return store_for(settings)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.prepare_home()
+        app.state.settings = settings
+        app.state.engine = make_engine(settings.database_url)
+        app.state.sessions = make_sessionmaker(app.state.engine)
+        app.state.store = _open_store(settings)
+        app.state.celery = make_celery(settings)
+        try:
+            yield
+        finally:
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="weightspace",
+        version=API_VERSION,
+        summary="Experiments in the weight space of neural networks.",
+        description=(
+            "Submit experiment specs; workers train the replicas and store a full parameter snapshot at "
+            "scheduled epochs; analysis endpoints answer PCA coordinates, explained variance, distance "
+            "matrices and trajectory metrics. Errors are RFC 9457 problem documents."
+        ),
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        responses=problems.problem_responses(500),
+    )
+    problems.install(app)
+    app.include_router(experiments.router)
+    app.include_router(analysis.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,157 @@
+"""RFC 9457 problem documents for every error the API returns."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from weightspace.adapters.experiments import Conflict, InvalidQuery, NotFound
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class Unavailable(RuntimeError):
+    """A dependency (queue, store) cannot be reached: HTTP 503."""
+
+
+class FieldError(BaseModel):
+    field: str = Field(
+        description="Dotted path of the offending field, e.g. `optimizer.lr` or `query.components`."
+    )
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str | None = None,
+    errors: list[FieldError] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        title=title, status=status, detail=detail, instance=request.url.path, errors=errors
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON
+    )
+
+
+def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]  # the body is the spec: name its fields as the spec does
+    # Drop the discriminator tag pydantic inserts for tagged unions (model.mlp.hidden -> model.hidden).
+    parts = [
+        p
+        for i, p in enumerate(parts)
+        if not (i > 0 and parts[i - 1] == "model" and p in {"mlp", "cnn", "paper-cnn"})
+    ]
+    return ".".join(parts) or "body"
+
+
+def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    return [FieldError(field=_field_path(e["loc"]), message=e["msg"]) for e in exc.errors()]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+        return problem_response(request, 422, "Invalid request", detail, errors)
+
+    @app.exception_handler(InvalidQuery)
+    async def _invalid_query(request: Request, exc: InvalidQuery) -> JSONResponse:
+        field = f"query.{exc.field}"
+        return problem_response(
+            request,
+            422,
+            "Invalid request",
+            f"{field}: {exc}",
+            [FieldError(field=field, message=str(exc))],
+        )
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return problem_response(request, 404, "Not found", str(exc))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+        return problem_response(request, 409, "Not available yet", str(exc))
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        return problem_response(request, 503, "Service unavailable", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = problem_response(
+            request, exc.status_code, _title(exc.status_code), str(exc.detail)
+        )
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return problem_response(request, 500, "Internal server error", "the error has been logged")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every documented method of the requested path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods - {"HEAD"})
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries documenting problem responses for a route."""
+    descriptions = {
+        400: "The body is not valid JSON",
+        404: "Not found",
+        409: "Not available in the experiment's current state",
+        422: "Invalid request; `errors` names each field",
+        500: "Unexpected server error",
+        503: "A dependency is unavailable",
+    }
+    return {
+        s: {
+            "model": Problem,
+            "description": descriptions.get(s, _title(s)),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for s in statuses
+    }

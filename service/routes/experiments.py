@@ -1,0 +1,207 @@
+"""Experiments, their runs and their snapshots."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from service.deps import CeleryDep, PrincipalDep, SessionDep, SettingsDep, StoreDep
+from service.problems import Unavailable, problem_responses
+from service.schemas import (
+    ExperimentOut,
+    ExperimentPage,
+    RunOut,
+    RunPage,
+    SnapshotOut,
+    SnapshotPage,
+    Status,
+)
+from weightspace.adapters import experiments as usecases
+from weightspace.adapters.queue import TRAIN_TASK
+from weightspace.spec import ExperimentSpec
+
+router = APIRouter(prefix="/experiments", tags=["experiments"])
+log = logging.getLogger(__name__)
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+]
+STREAM_CHUNK = 1 << 20
+
+
+def _encode_cursor(*values: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> list:
+    try:
+        return json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise usecases.InvalidQuery("cursor", "not a cursor returned by this API") from None
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=ExperimentOut,
+    responses={
+        202: {
+            "headers": {
+                "Location": {
+                    "schema": {"type": "string"},
+                    "description": "URL of the new experiment",
+                }
+            }
+        },
+        **problem_responses(400, 422, 503),
+    },
+)
+def create_experiment(
+    spec: ExperimentSpec,
+    session: SessionDep,
+    principal: PrincipalDep,
+    celery: CeleryDep,
+    settings: SettingsDep,
+    queue: Annotated[
+        Literal["gpu", "cpu"] | None,
+        Query(description="Worker queue; default from the server's settings."),
+    ] = None,
+) -> JSONResponse:
+    """Submit an experiment; it is queued for training and answered with 202 and its URL."""
+    experiment = usecases.submit(session, principal, spec, queue or settings.default_queue)
+    try:  # enqueue only after the commit, so the worker finds the row
+        celery.send_task(TRAIN_TASK, args=[str(experiment.id)], queue=experiment.queue)
+    except Exception as error:
+        log.exception("could not enqueue experiment %s", experiment.id)
+        session.delete(experiment)  # nothing half-written: no experiment without its job
+        session.commit()
+        raise Unavailable(
+            f"the job queue is unreachable ({type(error).__name__}); nothing was created"
+        ) from error
+    body = ExperimentOut.of(experiment)
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=202, headers={"Location": body.links.self}
+    )
+
+
+@router.get("", response_model=ExperimentPage, responses=problem_responses(422))
+def list_experiments(
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    status: Annotated[
+        Status | None, Query(description="Only experiments with this status.")
+    ] = None,
+) -> ExperimentPage:
+    """The caller's experiments, newest first."""
+    after = None
+    if cursor is not None:
+        values = _decode_cursor(cursor)
+        try:
+            after = (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
+        except (TypeError, ValueError, IndexError, KeyError):
+            raise usecases.InvalidQuery("cursor", "not a cursor returned by this API") from None
+    items = usecases.list_experiments(session, principal, limit=limit, after=after, status=status)
+    next_cursor = (
+        _encode_cursor(items[-1].created_at.isoformat(), str(items[-1].id))
+        if len(items) == limit
+        else None
+    )
+    return ExperimentPage(items=[ExperimentOut.of(e) for e in items], next_cursor=next_cursor)
+
+
+@router.get("/{experiment_id}", response_model=ExperimentOut, responses=problem_responses(404, 422))
+def get_experiment(
+    experiment_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> ExperimentOut:
+    """Spec, status and per-run progress."""
+    return ExperimentOut.of(usecases.get_experiment(session, principal, experiment_id))
+
+
+@router.get("/{experiment_id}/runs", response_model=RunPage, responses=problem_responses(404, 422))
+def list_runs(experiment_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> RunPage:
+    """All runs of the experiment (one page: an experiment has at most 64)."""
+    experiment = usecases.get_experiment(session, principal, experiment_id)
+    return RunPage(items=[RunOut.of(r) for r in experiment.runs], next_cursor=None)
+
+
+@router.get(
+    "/{experiment_id}/runs/{run}/snapshots",
+    response_model=SnapshotPage,
+    responses=problem_responses(404, 422),
+)
+def list_snapshots(
+    experiment_id: uuid.UUID,
+    run: int,
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> SnapshotPage:
+    """Snapshot metadata of one run in epoch order: epoch, metrics, size and sha256."""
+    experiment = usecases.get_experiment(session, principal, experiment_id)
+    after = None
+    if cursor is not None:
+        values = _decode_cursor(cursor)
+        if not (isinstance(values, list) and len(values) == 1 and isinstance(values[0], int)):
+            raise usecases.InvalidQuery("cursor", "not a cursor returned by this API")
+        after = values[0]
+    records = usecases.list_snapshots(session, experiment, run, limit=limit, after_epoch=after)
+    next_cursor = _encode_cursor(records[-1].epoch) if len(records) == limit else None
+    return SnapshotPage(items=[SnapshotOut.of(r) for r in records], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{experiment_id}/runs/{run}/snapshots/{epoch}",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+            "description": "The snapshot's safetensors file",
+            "headers": {
+                "X-Checksum-Sha256": {
+                    "schema": {"type": "string"},
+                    "description": "sha256 of the file",
+                }
+            },
+        },
+        **problem_responses(404, 422),
+    },
+)
+def download_snapshot(
+    experiment_id: uuid.UUID,
+    run: int,
+    epoch: int,
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+) -> Response:
+    """Stream the safetensors file of one snapshot (tensor `params`, metadata in its header)."""
+    experiment = usecases.get_experiment(session, principal, experiment_id)
+    record = usecases.get_snapshot_record(session, experiment, run, epoch)
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for start in range(0, record.size, STREAM_CHUNK):
+            yield store.get_range(record.key, start, min(start + STREAM_CHUNK, record.size))
+
+    return StreamingResponse(
+        chunks(),
+        media_type="application/octet-stream",
+        headers={
+            "Content-Length": str(record.size),
+            "X-Checksum-Sha256": record.sha256,
+            "ETag": f'"{record.sha256}"',
+            "Content-Disposition": f'attachment; filename="{experiment.id}-run{run}-epoch{epoch}.safetensors"',
+        },
+    )

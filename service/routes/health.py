@@ -1,0 +1,53 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from service.schemas import Health, Readiness
+from weightspace.adapters.migrate import check as check_migrated
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=Health)
+def health() -> Health:
+    """The process is up."""
+    return Health(status="ok")
+
+
+def _check(name: str, probe) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    try:
+        probe()
+    except Exception as error:  # every failure is reported, none is raised
+        return name, f"{type(error).__name__}: {error}"[:500]
+    return name, "ok"
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A dependency is unreachable"}},
+)
+def ready(request: Request) -> JSONResponse:
+    """Database (migrated), broker and snapshot store are reachable."""
+    state = request.app.state
+
+    def database() -> None:
+        with state.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        check_migrated(state.settings.database_url)
+
+    def broker() -> None:
+        with state.celery.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=3)
+
+    checks = dict(
+        _check(*c)
+        for c in (("database", database), ("broker", broker), ("store", state.store.ping))
+    )
+    ok = all(v == "ok" for v in checks.values())
+    body = Readiness(status="ready" if ok else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

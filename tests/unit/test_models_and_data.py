@@ -1,0 +1,153 @@
+"""Models (the paper's parameter count, the flat order) and data loading (IDX files, digits)."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from weightspace.data import DatasetNotFound, find_idx_files, load_dataset, parse_idx
+from weightspace.models import (
+    build_model,
+    count_parameters,
+    flat_parameters,
+    load_flat_parameters,
+    parameter_layout,
+)
+from weightspace.spec import DatasetSpec, PaperCNNSpec
+
+PAPER_PARAMETERS = 819_557
+
+
+def test_paper_cnn_is_within_one_percent_of_the_paper() -> None:
+    model = build_model(PaperCNNSpec(kind="paper-cnn"), (1, 28, 28), 0.5, seed=0)
+    count = count_parameters(model)
+    assert count == 819_974
+    assert abs(count - PAPER_PARAMETERS) / PAPER_PARAMETERS < 0.01
+    names = [name for name, _ in parameter_layout(model)]
+    assert names == [
+        "conv1.weight",
+        "conv1.bias",
+        "conv2.weight",
+        "conv2.bias",
+        "fc1.weight",
+        "fc1.bias",
+        "fc2.weight",
+        "fc2.bias",
+    ]
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_flat_vector_round_trip_and_seeded_init() -> None:
+    spec = PaperCNNSpec(kind="paper-cnn")
+    a = build_model(spec, (1, 8, 8), 0.0, seed=1)
+    b = build_model(spec, (1, 8, 8), 0.0, seed=2)
+    assert not torch.equal(flat_parameters(a), flat_parameters(b))
+    assert torch.equal(
+        flat_parameters(a), flat_parameters(build_model(spec, (1, 8, 8), 0.0, seed=1))
+    )
+    load_flat_parameters(b, flat_parameters(a))
+    assert torch.equal(flat_parameters(a), flat_parameters(b))
+    # The flat order is the concatenation of the layout, row-major.
+    vector = flat_parameters(a)
+    assert torch.equal(vector[: 32 * 25].reshape(32, 1, 5, 5), a.conv1.weight.detach())
+    with pytest.raises(ValueError, match="parameters"):
+        load_flat_parameters(a, vector[:-1])
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    if compress:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+
+
+def write_mnist_like(
+    directory: Path, n_train: int = 50, n_test: int = 20, compress: bool = False
+) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(0)
+    arrays = (
+        rng.integers(0, 256, (n_train, 28, 28)),
+        rng.integers(0, 10, n_train),
+        rng.integers(0, 256, (n_test, 28, 28)),
+        rng.integers(0, 10, n_test),
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    for stem, array in zip(
+        [
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ],
+        arrays,
+        strict=True,
+    ):
+        write_idx(directory / stem, array, compress)
+    return arrays
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("layout", ["flat", "named", "torchvision"])
+def test_mnist_from_idx_files(tmp_path: Path, compress: bool, layout: str) -> None:
+    where = {
+        "flat": tmp_path,
+        "named": tmp_path / "mnist",
+        "torchvision": tmp_path / "MNIST" / "raw",
+    }[layout]
+    x_train, y_train, _x_test, y_test = write_mnist_like(where, compress=compress)
+    data = load_dataset(DatasetSpec(name="mnist", train_size=40), tmp_path)
+    assert data.input_shape == (1, 28, 28)
+    assert data.x_train.shape == (40, 1, 28, 28) and data.x_test.shape == (20, 1, 28, 28)
+    assert torch.equal(data.y_train, torch.from_numpy(y_train[:40]))
+    assert torch.equal(data.y_test, torch.from_numpy(y_test))
+    # Standardised with the (whole) training split's statistics, order preserved.
+    raw = torch.from_numpy(x_train.astype(np.float32) / 255)
+    expected = (raw - raw.mean()) / raw.std()
+    torch.testing.assert_close(data.x_train[:, 0], expected[:40])
+
+
+def test_missing_idx_files_name_the_files_and_directories(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFound) as info:
+        load_dataset(DatasetSpec(name="mnist"), tmp_path)
+    message = str(info.value)
+    assert "train-images-idx3-ubyte" in message and "t10k-labels-idx1-ubyte" in message
+    assert str(tmp_path) in message
+
+
+def test_subset_larger_than_the_data_is_refused(tmp_path: Path) -> None:
+    write_mnist_like(tmp_path, n_train=20)
+    with pytest.raises(ValueError, match=r"dataset\.train_size"):
+        load_dataset(DatasetSpec(name="mnist", train_size=30), tmp_path)
+
+
+def test_parse_idx_rejects_garbage() -> None:
+    with pytest.raises(ValueError):
+        parse_idx(b"\x01\x02\x03\x04")
+    with pytest.raises(ValueError):
+        parse_idx(bytes([0, 0, 8, 1]) + struct.pack(">I", 10) + b"\x00" * 3)
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
+def test_fashion_mnist_found_in_the_debian_package(tmp_path: Path) -> None:
+    files = find_idx_files("fashion-mnist", tmp_path)
+    assert files["train_images"].parent == Path("/usr/share/datasets/fashion-mnist")
+    data = load_dataset(DatasetSpec(name="fashion-mnist", train_size=100, test_size=50), tmp_path)
+    assert data.x_train.shape == (100, 1, 28, 28)
+    assert int(data.y_train.max()) <= 9
+
+
+def test_digits_split_is_fixed() -> None:
+    a = load_dataset(DatasetSpec(name="digits"))
+    assert a.x_train.shape == (1347, 1, 8, 8) and a.x_test.shape == (450, 1, 8, 8)
+    b = load_dataset(DatasetSpec(name="digits", train_size=100))
+    assert torch.equal(a.x_train[:100], b.x_train)

@@ -1,0 +1,80 @@
+"""Deployment settings, read from ``WEIGHTSPACE_*`` environment variables.
+
+The defaults are the embedded mode: a SQLite file, a local snapshot directory and a broker
+that needs no server (kombu's SQLAlchemy transport on a second SQLite file), all under
+``WEIGHTSPACE_HOME`` (default ``./var``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WEIGHTSPACE_", extra="ignore", frozen=True)
+
+    home: Path = Field(default=Path("var"), description="Root of the embedded mode's files.")
+    database_url: str = ""  # default: sqlite:///<home>/weightspace.db
+    broker_url: str = ""  # default: sqla+sqlite:///<home>/broker.db
+    storage_url: str = ""  # default: file://<home>/snapshots
+    data_dir: Path | None = None  # where IDX files are (see weightspace.data)
+    allow_download: bool = False
+    s3_endpoint_url: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str | None = None
+    default_queue: Literal["gpu", "cpu"] = "cpu"
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    # Longer than the longest run: a task not acknowledged within it is delivered again.
+    visibility_timeout: int = 7 * 24 * 3600
+    auth: Literal["none"] = "none"
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        home = self.home.resolve()
+        defaults = {
+            "database_url": f"sqlite:///{home / 'weightspace.db'}",
+            "broker_url": f"sqla+sqlite:///{home / 'broker.db'}",
+            "storage_url": f"file://{home / 'snapshots'}",
+        }
+        for name, value in defaults.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, value)
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def prepare_home(self) -> None:
+        """Create the embedded mode's directory if any default points into it."""
+        if any(
+            u.startswith(("sqlite", "sqla+sqlite", "file://"))
+            for u in (self.database_url, self.broker_url, self.storage_url)
+        ):
+            self.home.resolve().mkdir(parents=True, exist_ok=True)
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def get_settings() -> Settings:
+    return Settings()
+
+
+def environment_for(settings: Settings) -> dict[str, str]:
+    """Environment variables that reproduce ``settings`` in a child process."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"WEIGHTSPACE_{name.upper()}"] = str(value)
+    return env

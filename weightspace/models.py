@@ -1,0 +1,148 @@
+"""The networks, and the one fixed order in which their parameters form a flat vector.
+
+``paper-cnn``: the paper gives only "a standard three layer convolutional neural network with
+819557 parameters". Ours, on 28x28 inputs::
+
+    conv 1->32, 5x5, pad 2, ReLU, max-pool 2x2      832 parameters
+    conv 32->64, 5x5, pad 2, ReLU, max-pool 2x2    51,264
+    fully connected 3136->244, ReLU, dropout      765,428
+    fully connected 244->10 (softmax in the loss)    2,450
+                                                  -------
+                                                  819,974  (+0.05% of 819,557)
+
+The flat parameter vector is the concatenation of ``model.named_parameters()`` in registration
+order (see :func:`parameter_layout`): conv1.weight, conv1.bias, conv2.weight, ... each flattened
+in row-major order.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from weightspace.spec import CNNSpec, MLPSpec, ModelSpec, PaperCNNSpec
+
+PAPER_CNN_HIDDEN = 244
+
+
+class SeededDropout(nn.Module):
+    """Inverted dropout whose masks come from an explicit generator, so runs are resumable.
+
+    The trainer sets ``generator`` (one per run); its state is part of the run's resume state.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
+        return x * keep / (1 - self.p)
+
+
+class ConvNet(nn.Module):
+    """Two conv layers with ReLU and 2x2 max-pooling, one hidden fully connected layer."""
+
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        channels: tuple[int, int],
+        kernel_size: int,
+        hidden: int,
+        dropout: float,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        c, h, w = input_shape
+        self.conv1 = nn.Conv2d(c, channels[0], kernel_size, padding=kernel_size // 2)
+        self.conv2 = nn.Conv2d(channels[0], channels[1], kernel_size, padding=kernel_size // 2)
+        self.fc1 = nn.Linear(channels[1] * (h // 4) * (w // 4), hidden)
+        self.dropout = SeededDropout(dropout)
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = self.dropout(F.relu(self.fc1(x.flatten(1))))
+        return self.fc2(x)
+
+
+class MLP(nn.Module):
+    """Fully connected ReLU layers, dropout after each hidden layer."""
+
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        hidden: list[int],
+        dropout: float,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        sizes = [input_shape[0] * input_shape[1] * input_shape[2], *hidden]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
+        self.dropout = SeededDropout(dropout)
+        self.out = nn.Linear(sizes[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for layer in self.hidden:
+            x = self.dropout(F.relu(layer(x)))
+        return self.out(x)
+
+
+def build_model(
+    spec: ModelSpec, input_shape: tuple[int, int, int], dropout: float, *, seed: int
+) -> nn.Module:
+    """Build a model on the CPU with initial weights drawn from ``seed`` (global RNG untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if isinstance(spec, PaperCNNSpec):
+            return ConvNet(input_shape, (32, 64), 5, PAPER_CNN_HIDDEN, dropout)
+        if isinstance(spec, CNNSpec):
+            return ConvNet(
+                input_shape,
+                (spec.channels[0], spec.channels[1]),
+                spec.kernel_size,
+                spec.hidden,
+                dropout,
+            )
+        if isinstance(spec, MLPSpec):
+            return MLP(input_shape, list(spec.hidden), dropout)
+    raise TypeError(f"unknown model spec {spec!r}")
+
+
+def parameter_layout(model: nn.Module) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Names and shapes, in the order the flat vector concatenates them."""
+    return tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flat_parameters(model: nn.Module) -> torch.Tensor:
+    """The full parameter vector as one float32 CPU tensor (a copy)."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).to("cpu", torch.float32)
+
+
+def load_flat_parameters(model: nn.Module, vector: torch.Tensor) -> None:
+    """Overwrite the model's parameters from a flat vector in :func:`parameter_layout` order."""
+    expected = count_parameters(model)
+    if vector.numel() != expected:
+        raise ValueError(f"vector has {vector.numel()} values, the model {expected} parameters")
+    with torch.no_grad():
+        nn.utils.vector_to_parameters(
+            vector.to(next(model.parameters()).device), model.parameters()
+        )
+
+
+def set_noise_generator(model: nn.Module, generator: torch.Generator) -> None:
+    for module in model.modules():
+        if isinstance(module, SeededDropout):
+            module.generator = generator

@@ -1,0 +1,166 @@
+"""The experiment spec: what to train, how many replicas, how they are seeded, when to snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DatasetSpec(BaseModel):
+    """Which data set, and optionally only the first ``train_size``/``test_size`` examples."""
+
+    model_config = _STRICT
+
+    name: Literal["mnist", "fashion-mnist", "digits"] = Field(
+        description="`mnist` and `fashion-mnist` are read from IDX files; `digits` is scikit-learn's "
+        "bundled 8x8 digits (1,347 train / 450 test), for fast runs."
+    )
+    train_size: int | None = Field(default=None, ge=10, le=60_000)
+    test_size: int | None = Field(default=None, ge=10, le=10_000)
+
+
+class PaperCNNSpec(BaseModel):
+    """The paper's three-layer CNN (819,974 parameters on 28x28 inputs; see models.py)."""
+
+    model_config = _STRICT
+
+    kind: Literal["paper-cnn"]
+
+
+class CNNSpec(BaseModel):
+    """Two conv layers (ReLU, 2x2 max-pooling) and one hidden fully connected layer."""
+
+    model_config = _STRICT
+
+    kind: Literal["cnn"]
+    channels: list[Annotated[int, Field(ge=1, le=512)]] = Field(
+        default=[16, 32], min_length=2, max_length=2
+    )
+    kernel_size: Literal[3, 5] = 5
+    hidden: int = Field(default=128, ge=1, le=8192)
+
+
+class MLPSpec(BaseModel):
+    """Fully connected ReLU layers."""
+
+    model_config = _STRICT
+
+    kind: Literal["mlp"]
+    hidden: list[Annotated[int, Field(ge=1, le=8192)]] = Field(
+        default=[128], min_length=1, max_length=8
+    )
+
+
+ModelSpec = Annotated[PaperCNNSpec | CNNSpec | MLPSpec, Field(discriminator="kind")]
+
+
+class OptimizerSpec(BaseModel):
+    model_config = _STRICT
+
+    name: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(default=0.01, gt=0, le=10)
+    momentum: float = Field(default=0.0, ge=0, lt=1, description="SGD only.")
+    nesterov: bool = Field(default=False, description="SGD only; needs momentum > 0.")
+    weight_decay: float = Field(default=0.0, ge=0, le=1)
+    betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field(
+        default=[0.9, 0.999], min_length=2, max_length=2, description="Adam only."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> OptimizerSpec:
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ValueError("nesterov needs name='sgd' and momentum > 0")
+        if self.name == "adam" and self.momentum != 0:
+            raise ValueError("momentum applies to sgd only (use betas for adam)")
+        return self
+
+
+class ExperimentSpec(BaseModel):
+    """One experiment: ``replicas`` runs of the same model, seeded as ``init``/``data_order`` say.
+
+    - ``init``: ``shared`` gives every replica the same initial weights; ``independent`` draws
+      each replica's own.
+    - ``data_order``: ``shared`` feeds every replica the same shuffles and dropout masks;
+      ``independent`` gives each its own.
+    - ``pretrain_epochs``: train one model for that many epochs, then clone it into the replicas,
+      which continue for ``epochs`` more with their own data order (needs ``init='shared'``).
+    - Snapshots are captured at the start of each replica's training (epoch 0, or
+      ``pretrain_epochs`` for clones), every ``snapshot_every`` epochs, and at the final epoch.
+    """
+
+    model_config = _STRICT
+
+    name: str | None = Field(default=None, max_length=200)
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    dataset: DatasetSpec
+    model: ModelSpec
+    optimizer: OptimizerSpec = OptimizerSpec()
+    epochs: int = Field(ge=1, le=10_000)
+    batch_size: int = Field(default=64, ge=1, le=65_536)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    snapshot_every: int = Field(default=1, ge=1, le=10_000)
+    replicas: int = Field(default=1, ge=1, le=64)
+    init: Literal["shared", "independent"] = "independent"
+    data_order: Literal["shared", "independent"] = "independent"
+    pretrain_epochs: int = Field(default=0, ge=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentSpec:
+        if self.pretrain_epochs > 0 and self.init != "shared":
+            raise ValueError("pretrain_epochs > 0 clones one model: set init='shared'")
+        return self
+
+    @property
+    def first_epoch(self) -> int:
+        return self.pretrain_epochs
+
+    @property
+    def final_epoch(self) -> int:
+        return self.pretrain_epochs + self.epochs
+
+    def snapshot_epochs(self) -> list[int]:
+        """Epochs at which every replica is captured (counted from the very start)."""
+        start, end = self.first_epoch, self.final_epoch
+        epochs = list(range(start, end + 1, self.snapshot_every))
+        if epochs[-1] != end:
+            epochs.append(end)
+        return epochs
+
+
+def derive_seed(seed: int, *path: str | int) -> int:
+    """A 63-bit seed derived from the global seed and a path such as ("init", 3)."""
+    text = "/".join([str(seed), *map(str, path)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The seeds of one replica, all derived from the spec's global seed."""
+
+    run: int
+    init_seed: int  # initial weights (of the pretrained model, for clones)
+    data_seed: int  # shuffling and dropout masks after the start epoch
+    pretrain_seed: int | None  # shuffling and dropout during pretraining (shared by clones)
+
+
+def plan_runs(spec: ExperimentSpec) -> list[RunPlan]:
+    """Derive every run's seeds; recorded with the run so a researcher can see them."""
+    pretrain = derive_seed(spec.seed, "pretrain") if spec.pretrain_epochs else None
+    plans = []
+    for run in range(spec.replicas):
+        init_path = ("init",) if spec.init == "shared" else ("init", run)
+        data_path = ("data",) if spec.data_order == "shared" else ("data", run)
+        plans.append(
+            RunPlan(
+                run=run,
+                init_seed=derive_seed(spec.seed, *init_path),
+                data_seed=derive_seed(spec.seed, *data_path),
+                pretrain_seed=pretrain,
+            )
+        )
+    return plans

@@ -1,0 +1,252 @@
+"""The trainer: replicas of one spec, trained epoch by epoch, captured at scheduled epochs.
+
+The whole data set lives on the device and is shuffled by index permutation. Each run owns two
+generators: ``data`` (CPU; permutations) and ``noise`` (on the device; dropout masks). Together
+with the parameters and optimizer buffers they form the run's :class:`TrainState`, so continuing
+from a saved state gives bitwise the same trajectory as an uninterrupted run on the same device.
+
+The trainer hands snapshots and states to callbacks and knows nothing about where they go.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from weightspace.data import Dataset
+from weightspace.models import (
+    build_model,
+    flat_parameters,
+    load_flat_parameters,
+    parameter_layout,
+    set_noise_generator,
+)
+from weightspace.snapshots import Snapshot, TrainState
+from weightspace.spec import ExperimentSpec, RunPlan, plan_runs
+
+EVAL_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class EpochProgress:
+    """Reported after every epoch of every run (not only at snapshots)."""
+
+    run: int
+    epoch: int
+    final_epoch: int
+    train_loss: float  # mean minibatch loss over the epoch (dropout on)
+    seconds: float
+
+
+class Cancelled(Exception):
+    """Raised out of :meth:`Trainer.train` when ``should_stop`` answers true."""
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``(x, y)``, dropout off."""
+    was_training = model.training
+    model.eval()
+    loss = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    with torch.no_grad():
+        for i in range(0, len(y), EVAL_BATCH):
+            logits = model(x[i : i + EVAL_BATCH])
+            target = y[i : i + EVAL_BATCH]
+            loss += F.cross_entropy(logits, target, reduction="sum").double()
+            correct += (logits.argmax(1) == target).sum()
+    model.train(was_training)
+    return loss.item() / len(y), correct.item() / len(y)
+
+
+def make_optimizer(spec: ExperimentSpec, model: nn.Module) -> torch.optim.Optimizer:
+    opt = spec.optimizer
+    if opt.name == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=opt.lr,
+            momentum=opt.momentum,
+            nesterov=opt.nesterov,
+            weight_decay=opt.weight_decay,
+        )
+    return torch.optim.Adam(
+        model.parameters(),
+        lr=opt.lr,
+        betas=(opt.betas[0], opt.betas[1]),
+        weight_decay=opt.weight_decay,
+    )
+
+
+def _optimizer_buffers(optimizer: torch.optim.Optimizer) -> dict[str, np.ndarray]:
+    flat = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            if isinstance(value, torch.Tensor):
+                flat[f"{index}.{name}"] = value.detach().cpu().numpy().copy()
+    return flat
+
+
+def _load_optimizer_buffers(
+    optimizer: torch.optim.Optimizer, flat: Mapping[str, np.ndarray]
+) -> None:
+    state_dict = optimizer.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in flat.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = torch.from_numpy(np.array(value))
+    state_dict["state"] = state
+    optimizer.load_state_dict(state_dict)
+
+
+class _Run:
+    """One replica in memory: model, optimizer and its two generators."""
+
+    def __init__(self, trainer: Trainer, plan: RunPlan, init_seed: int, data_seed: int) -> None:
+        self.run = plan.run
+        self.epoch = 0
+        self.model = build_model(
+            trainer.spec.model, trainer.data.input_shape, trainer.spec.dropout, seed=init_seed
+        ).to(trainer.device)
+        self.optimizer = make_optimizer(trainer.spec, self.model)
+        self.data_gen = torch.Generator().manual_seed(data_seed)
+        self.noise_gen = torch.Generator(device=trainer.device).manual_seed(data_seed)
+        set_noise_generator(self.model, self.noise_gen)
+
+    def reseed(self, seed: int) -> None:
+        self.data_gen.manual_seed(seed)
+        self.noise_gen.manual_seed(seed)
+
+    def state(self) -> TrainState:
+        return TrainState(
+            run=self.run,
+            epoch=self.epoch,
+            params=flat_parameters(self.model).numpy(),
+            optimizer=_optimizer_buffers(self.optimizer),
+            rng={
+                "data": self.data_gen.get_state().numpy().copy(),
+                "noise": self.noise_gen.get_state().numpy().copy(),
+            },
+        )
+
+    def restore(self, state: TrainState) -> None:
+        load_flat_parameters(self.model, torch.from_numpy(np.array(state.params)))
+        _load_optimizer_buffers(self.optimizer, state.optimizer)
+        self.data_gen.set_state(torch.from_numpy(np.array(state.rng["data"])))
+        self.noise_gen.set_state(torch.from_numpy(np.array(state.rng["noise"])))
+        self.epoch = state.epoch
+
+
+class Trainer:
+    """Trains the replicas of ``spec`` on ``data`` (moved to ``device``)."""
+
+    def __init__(
+        self, spec: ExperimentSpec, data: Dataset, device: str | torch.device = "cpu"
+    ) -> None:
+        self.spec = spec
+        self.device = torch.device(device)
+        self.data = data.to(self.device)
+        self.plans = plan_runs(spec)
+
+    def train(
+        self,
+        on_snapshot: Callable[[Snapshot, TrainState], None],
+        *,
+        resume: Mapping[int, TrainState] | None = None,
+        runs: Iterable[int] | None = None,
+        on_epoch: Callable[[EpochProgress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        """Train ``runs`` (default: all) to the final epoch, epoch by epoch across the replicas.
+
+        ``resume`` maps a run to the state it continues from; the others start afresh. Each
+        scheduled epoch calls ``on_snapshot(snapshot, state)``; a resumed run's snapshot at its
+        resume epoch is not captured again.
+        """
+        resume = dict(resume or {})
+        wanted = sorted(set(runs) if runs is not None else {p.run for p in self.plans})
+        active = self._start([self.plans[r] for r in wanted], resume)
+        schedule = set(self.spec.snapshot_epochs())
+        for run in active:
+            if run.run not in resume:
+                self._capture(run, on_snapshot)
+        for epoch in range(self.spec.first_epoch + 1, self.spec.final_epoch + 1):
+            for run in active:
+                if run.epoch >= epoch:
+                    continue
+                if should_stop is not None and should_stop():
+                    raise Cancelled
+                started = time.perf_counter()
+                loss = self._train_epoch(run)
+                if on_epoch is not None:
+                    on_epoch(
+                        EpochProgress(
+                            run.run,
+                            run.epoch,
+                            self.spec.final_epoch,
+                            loss,
+                            time.perf_counter() - started,
+                        )
+                    )
+                if epoch in schedule:
+                    self._capture(run, on_snapshot)
+
+    def _start(self, plans: list[RunPlan], resume: Mapping[int, TrainState]) -> list[_Run]:
+        runs = []
+        fresh = [p for p in plans if p.run not in resume]
+        base_state = self._pretrain(fresh[0]) if fresh and self.spec.pretrain_epochs else None
+        for plan in plans:
+            run = _Run(self, plan, plan.init_seed, plan.data_seed)
+            if plan.run in resume:
+                run.restore(resume[plan.run])
+            elif base_state is not None:
+                # A clone: the pretrained weights and optimizer buffers, its own data order from here.
+                run.restore(base_state)
+                run.reseed(plan.data_seed)
+            runs.append(run)
+        return runs
+
+    def _pretrain(self, plan: RunPlan) -> TrainState:
+        assert plan.pretrain_seed is not None
+        base = _Run(self, plan, plan.init_seed, plan.pretrain_seed)
+        for _ in range(self.spec.pretrain_epochs):
+            self._train_epoch(base)
+        return base.state()
+
+    def _train_epoch(self, run: _Run) -> float:
+        x, y = self.data.x_train, self.data.y_train
+        batch = self.spec.batch_size
+        order = torch.randperm(len(y), generator=run.data_gen).to(self.device)
+        run.model.train()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        for i in range(0, len(y), batch):
+            index = order[i : i + batch]
+            loss = F.cross_entropy(run.model(x[index]), y[index])
+            run.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            run.optimizer.step()
+            total += loss.detach().double() * len(index)
+        run.epoch += 1
+        return total.item() / len(y)
+
+    def _capture(self, run: _Run, on_snapshot: Callable[[Snapshot, TrainState], None]) -> None:
+        train_loss, train_acc = evaluate(run.model, self.data.x_train, self.data.y_train)
+        test_loss, test_acc = evaluate(run.model, self.data.x_test, self.data.y_test)
+        state = run.state()
+        snapshot = Snapshot(
+            run=run.run,
+            epoch=run.epoch,
+            params=state.params,
+            metrics={
+                "train_loss": train_loss,
+                "train_accuracy": train_acc,
+                "test_loss": test_loss,
+                "test_accuracy": test_acc,
+            },
+            layout=parameter_layout(run.model),
+        )
+        on_snapshot(snapshot, state)

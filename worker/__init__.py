@@ -1,0 +1,1 @@
+"""The Celery worker: tasks that re-read state by id and call the use cases."""
