@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from service import problems
-from service.routes import analysis, experiments, health
+from service.routes import analysis, experiments, health, suites
 from weightspace.adapters.db import make_engine, make_sessionmaker
 from weightspace.adapters.queue import make_celery
 from weightspace.adapters.settings import Settings
@@ -67,5 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(experiments.router)
     app.include_router(analysis.router)
+    app.include_router(suites.router)
     app.include_router(health.router)
     return app

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Literal
 
 from celery import Celery
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from weightspace.adapters.experiments import ANONYMOUS, Principal
@@ -42,3 +42,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+QueueParam = Annotated[
+    Literal["gpu", "cpu"] | None,
+    Query(description="Worker queue; default from the server's settings."),
+]

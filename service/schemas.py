@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from weightspace.adapters.db import Experiment, Run, SnapshotRecord
+from weightspace.adapters.db import Experiment, Run, SnapshotRecord, Suite
 from weightspace.spec import ExperimentSpec
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -67,6 +67,10 @@ class ExperimentLinks(BaseModel):
     pca: str
     distances: str
     trajectory: str
+    suite: str | None = Field(
+        default=None, description="The suite this experiment belongs to, if any."
+    )
+    report: str | None = Field(default=None, description="The suite's report (once built).")
 
 
 class ExperimentOut(BaseModel):
@@ -81,6 +85,10 @@ class ExperimentOut(BaseModel):
     finished_at: datetime | None
     updated_at: datetime
     runs: list[RunOut]
+    suite_id: uuid.UUID | None = None
+    role: str | None = Field(
+        default=None, description="Its role in the suite (a preset experiment)."
+    )
     links: ExperimentLinks
 
     @classmethod
@@ -98,12 +106,18 @@ class ExperimentOut(BaseModel):
             finished_at=experiment.finished_at,
             updated_at=experiment.updated_at,
             runs=[RunOut.of(r) for r in experiment.runs],
+            suite_id=experiment.suite_id,
+            role=experiment.role,
             links=ExperimentLinks(
                 self=base,
                 runs=f"{base}/runs",
                 pca=f"{base}/pca",
                 distances=f"{base}/distances",
                 trajectory=f"{base}/trajectory",
+                suite=f"/suites/{experiment.suite_id}" if experiment.suite_id else None,
+                report=f"/suites/{experiment.suite_id}/report/index.html"
+                if experiment.suite_id
+                else None,
             ),
         )
 
@@ -212,3 +226,90 @@ class Readiness(BaseModel):
     checks: dict[str, str] = Field(
         description="`ok`, or the error, per dependency: database, broker, store."
     )
+
+
+class PresetExperimentOut(BaseModel):
+    role: Literal["trajectory", "independent-inits", "shared-init", "pretrained-clones"]
+    title: str
+    spec: ExperimentSpec
+
+
+class PresetOut(BaseModel):
+    name: str
+    description: str
+    dataset: str = Field(
+        description="The data set these specs use (the preset's default unless `dataset` was given)."
+    )
+    experiments: list[PresetExperimentOut]
+
+
+class PresetList(BaseModel):
+    items: list[PresetOut]
+
+
+class SuiteIn(BaseModel):
+    """Reproduce the paper: the preset's four experiments, on one data set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: Literal["quick", "paper"]
+    dataset: Literal["mnist", "fashion-mnist", "digits"] | None = Field(
+        default=None, description="Default: the preset's (quick: fashion-mnist, paper: mnist)."
+    )
+
+
+class SuiteExperiment(BaseModel):
+    role: str
+    experiment: ExperimentOut
+
+
+class SuiteReport(BaseModel):
+    status: Literal["pending", "building", "ready", "failed"]
+    error: str | None
+    url: str | None = Field(description="The HTML report, once ready.")
+    files: list[str]
+
+
+class SuiteOut(BaseModel):
+    id: uuid.UUID
+    preset: str
+    dataset: str
+    status: Status
+    created_at: datetime
+    experiments: list[SuiteExperiment]
+    report: SuiteReport
+
+    @classmethod
+    def of(cls, suite: Suite, status: str) -> SuiteOut:
+        ready = suite.report_status == "ready"
+        return cls(
+            id=suite.id,
+            preset=suite.preset,
+            dataset=suite.dataset,
+            status=status,  # type: ignore[arg-type]
+            created_at=suite.created_at,
+            experiments=[
+                SuiteExperiment(role=e.role or "", experiment=ExperimentOut.of(e))
+                for e in suite.experiments
+            ],
+            report=SuiteReport(
+                status=suite.report_status,  # type: ignore[arg-type]
+                error=suite.report_error,
+                url=f"/suites/{suite.id}/report/index.html" if ready else None,
+                files=suite.report_files or [],
+            ),
+        )
+
+
+class ClaimOut(BaseModel):
+    id: int
+    statement: str
+    verdict: Literal["supported", "not supported", "not measured"]
+    threshold: str
+    measured: dict[str, Any]
+    note: str
+
+
+class ClaimsOut(BaseModel):
+    suite_id: uuid.UUID
+    claims: list[ClaimOut]

@@ -6,34 +6,63 @@ import uuid
 from functools import cache
 
 from celery import Task
+from sqlalchemy.orm import sessionmaker
 
-from weightspace.adapters import experiments
-from weightspace.adapters.db import make_engine, make_sessionmaker
-from weightspace.adapters.queue import TRAIN_TASK
+from weightspace.adapters import experiments, suites
+from weightspace.adapters.db import Experiment, make_engine, make_sessionmaker
+from weightspace.adapters.queue import REPORT_TASK, TRAIN_TASK
 from weightspace.adapters.storage import store_for
+from weightspace.snapshots import ObjectStore
 from worker.celery_app import app, settings
 
 
 @cache
-def _resources():  # type: ignore[no-untyped-def]
+def _resources() -> tuple[sessionmaker, ObjectStore]:
     # Created lazily in the process that runs tasks (after any fork), once.
     sessions = make_sessionmaker(make_engine(settings.database_url))
-    store = store_for(settings, create_bucket=True)  # the worker writes: it creates the bucket
-    return sessions, store
+    return sessions, store_for(
+        settings, create_bucket=True
+    )  # the worker writes: it makes the bucket
+
+
+def _device(task: Task) -> str:
+    # CPU-queue tasks never touch CUDA (they may run in forked pool children).
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    return "cpu" if queue == "cpu" else settings.resolved_device()
 
 
 @app.task(name=TRAIN_TASK, bind=True)
 def train_experiment(self: Task, experiment_id: str) -> str:
     """Train one experiment to the end (or resume it after a lost worker)."""
     sessions, store = _resources()
-    queue = (self.request.delivery_info or {}).get("routing_key")
-    # CPU-queue tasks never touch CUDA (they may run in forked pool children).
-    device = "cpu" if queue == "cpu" else settings.resolved_device()
-    return experiments.execute(
+    try:
+        return experiments.execute(
+            sessions,
+            store,
+            uuid.UUID(experiment_id),
+            device=_device(self),
+            data_dir=settings.data_dir,
+            allow_download=settings.allow_download,
+        )
+    finally:
+        with sessions() as session:
+            experiment = session.get(Experiment, uuid.UUID(experiment_id))
+            suite_id, queue = (
+                (experiment.suite_id, experiment.queue) if experiment else (None, None)
+            )
+        if suite_id is not None and suites.claim_report(sessions, suite_id):
+            build_report.apply_async(args=[str(suite_id)], queue=queue)
+
+
+@app.task(name=REPORT_TASK, bind=True)
+def build_report(self: Task, suite_id: str) -> list[str]:
+    """Evaluate, render and store a finished suite's report (figures and claims)."""
+    sessions, store = _resources()
+    return suites.build_report(
         sessions,
         store,
-        uuid.UUID(experiment_id),
-        device=device,
+        uuid.UUID(suite_id),
+        device=_device(self),
         data_dir=settings.data_dir,
         allow_download=settings.allow_download,
     )

@@ -1,4 +1,4 @@
-"""The ``weightspace`` command line: submit and inspect experiments, and run the server processes.
+"""The ``weightspace`` command line: experiments, the paper's reproduction and the server processes.
 
 Client commands talk HTTP through :class:`~weightspace_client.WeightspaceClient`. The server
 commands (``up``, ``api``, ``worker``) run ``python -m service`` and ``python -m worker`` as child
@@ -11,11 +11,13 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from itertools import islice
 from pathlib import Path
 from types import FrameType
@@ -24,10 +26,20 @@ from typing import Annotated, Any
 import httpx
 import typer
 import yaml
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressBar,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.spinner import Spinner
 from rich.table import Table
+from rich.text import Text
 
 from weightspace_client import __version__
 from weightspace_client.client import (
@@ -37,7 +49,15 @@ from weightspace_client.client import (
     WeightspaceClient,
     WeightspaceError,
 )
-from weightspace_client.types import Experiment, Run
+from weightspace_client.types import (
+    REPORT_TERMINAL_STATUSES,
+    TERMINAL_STATUSES,
+    Claim,
+    Experiment,
+    Preset,
+    Run,
+    Suite,
+)
 
 #: Override the server modules ``up``/``api``/``worker`` run (for tests and custom deployments).
 SERVICE_MODULE_ENV = "WEIGHTSPACE_SERVICE_MODULE"
@@ -76,6 +96,7 @@ _STATUS_STYLE = {
     "failed": "red",
     "cancelled": "magenta",
 }
+_VERDICT_STYLE = {"supported": "green", "not supported": "red", "not measured": "yellow"}
 
 
 def _out() -> Console:
@@ -606,6 +627,553 @@ def download(
         _out().print(f"saved {escape(str(path))} ({size:,} bytes, sha256 verified)")
 
 
+# -- reproducing the paper ---------------------------------------------------------------
+
+_ROLES = ("trajectory", "independent-inits", "shared-init", "pretrained-clones")
+
+
+# Enums, not Literal or click types, for the choices: every Typer since 0.12 takes them.
+class PresetName(StrEnum):
+    quick = "quick"
+    paper = "paper"
+
+
+class DatasetName(StrEnum):
+    mnist = "mnist"
+    fashion_mnist = "fashion-mnist"
+    digits = "digits"
+
+
+class QueueName(StrEnum):
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given on the command line (not by default or env)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+#: Measured figures worth a glance in the claims table (the rest are in claims.json).
+_KEY_FIGURES = (
+    "loss_change_ratio",
+    "step_ratio",
+    "max_relative_rise",
+    "straightness",
+    "top2",
+    "top10",
+    "ratio",
+    "cv_pairwise_distance",
+    "cv_norm",
+)
+
+
+def _model_summary(model: Mapping[str, Any]) -> str:
+    kind = str(model.get("kind") or "-")
+    if kind == "cnn":
+        channels = "-".join(str(c) for c in model.get("channels") or [])
+        text = f"cnn {channels}"
+        if model.get("kernel_size") is not None:
+            text += f" k{model['kernel_size']}"
+        if model.get("hidden") is not None:
+            text += f", fc {model['hidden']}"
+        return text
+    if kind == "mlp":
+        return f"mlp {'-'.join(str(h) for h in model.get('hidden') or [])}".rstrip()
+    return kind
+
+
+def _epochs_summary(spec: Mapping[str, Any]) -> str:
+    epochs = str(spec.get("epochs", "-"))
+    pretrain = spec.get("pretrain_epochs") or 0
+    return f"{pretrain}+{epochs}" if pretrain else epochs
+
+
+def _dataset_summary(preset: Preset) -> str:
+    experiments = preset.get("experiments") or []
+    spec: Mapping[str, Any] = (experiments[0].get("spec") or {}) if experiments else {}
+    data: Mapping[str, Any] = spec.get("dataset") or {}
+    text = str(preset.get("dataset") or data.get("name") or "-")
+    if data.get("train_size"):
+        text += f" ({data['train_size']:,} train)"
+    return text
+
+
+#: Below this many columns the titles leave the presets table for lines of their own.
+_WIDE_PRESETS = 130
+_PRESETS_CAPTION = "epochs N+M: N epochs of pretraining, then M"
+
+
+def _print_presets(out: Console, found: Sequence[Preset]) -> None:
+    """One table of every preset's experiments; on a narrow console, one per preset."""
+    wide = out.width >= _WIDE_PRESETS
+    numbers = ("replicas", "epochs", "snapshot every")
+
+    def table(title: str | None) -> Table:
+        grid = Table(title=title, title_justify="left")
+        if wide:
+            grid.add_column("preset", no_wrap=True)
+            grid.add_column("dataset")
+        grid.add_column("role", no_wrap=True)
+        if wide:
+            grid.add_column("title", ratio=1)
+        for name in numbers:
+            grid.add_column(name, justify="right", no_wrap=name != "snapshot every")
+        grid.add_column("model")
+        return grid
+
+    def row(preset: Preset, first: bool, experiment: Mapping[str, Any]) -> list[str]:
+        spec: Mapping[str, Any] = experiment.get("spec") or {}
+        cells = [escape(experiment.get("role") or "-")]
+        if wide:
+            cells = [
+                escape(preset["name"]) if first else "",
+                escape(_dataset_summary(preset)) if first else "",
+                *cells,
+                escape(experiment.get("title") or "-"),
+            ]
+        return [
+            *cells,
+            str(spec.get("replicas", "-")),
+            _epochs_summary(spec),
+            str(spec.get("snapshot_every", "-")),
+            escape(_model_summary(spec.get("model") or {})),
+        ]
+
+    pretrains = any(
+        (e.get("spec") or {}).get("pretrain_epochs") for p in found for e in p["experiments"]
+    )
+    if wide:
+        combined = table("presets (run one with `weightspace reproduce --preset NAME`)")
+        for preset in found:
+            for i, experiment in enumerate(preset.get("experiments") or []):
+                combined.add_row(*row(preset, i == 0, experiment))
+            combined.add_section()
+        if pretrains:
+            combined.caption = _PRESETS_CAPTION
+        out.print(combined)
+    for preset in found:
+        if not wide:
+            single = table(
+                f"preset [bold]{escape(preset['name'])}[/] on {_dataset_summary(preset)}"
+            )
+            for experiment in preset.get("experiments") or []:
+                single.add_row(*row(preset, False, experiment))
+            out.print(single)
+            for experiment in preset.get("experiments") or []:
+                out.print(
+                    f"  {escape(experiment.get('role') or '-')}: "
+                    f"{escape(experiment.get('title') or '-')}"
+                )
+        if preset.get("description"):
+            out.print(f"[bold]{escape(preset['name'])}[/]: {escape(preset['description'])}")
+        if not wide:
+            out.print()
+    if pretrains and not wide:
+        out.print(f"[dim]{_PRESETS_CAPTION}[/]")
+    if not wide:
+        out.print("Run one with `weightspace reproduce --preset NAME`.")
+
+
+@app.command("presets")
+def list_presets(
+    dataset: Annotated[
+        DatasetName | None,
+        typer.Option(
+            "--dataset",
+            help="Show the specs on this data set (default: each preset's own).",
+            show_default=False,
+        ),
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """List the presets that reproduce the paper, with their four experiments."""
+    with _client(url) as client:
+        found = client.presets()
+        if dataset is not None:
+            found = [client.preset(p["name"], dataset=dataset.value) for p in found]
+    if as_json:
+        _print_json(found)
+        return
+    _print_presets(_out(), found)
+
+
+class _StateColumn(ProgressColumn):
+    """A spinner while a task is under way; a mark once it has ended."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spinner = Spinner("dots", style="progress.spinner")
+
+    def render(self, task: Task) -> RenderableType:
+        state = task.fields.get("state")
+        if state in ("succeeded", "ready"):
+            return Text("✓", style="green")
+        if state in ("failed", "cancelled"):
+            return Text("✗", style="red")
+        if state == "queued":
+            return Text("·", style="yellow")
+        return self.spinner.render(task.get_time())
+
+
+class _BarColumn(BarColumn):
+    """A bar that pulses only while its total is unknown (not merely before it starts)."""
+
+    def render(self, task: Task) -> ProgressBar:
+        bar = super().render(task)
+        bar.pulse = task.total is None
+        return bar
+
+
+def _experiment_progress(experiment: Experiment) -> tuple[int, int, str]:
+    """(epochs done, epochs in all, "runs 2/5  loss 0.31") over the experiment's runs."""
+    runs = experiment.get("runs") or []
+    spec: Mapping[str, Any] = experiment.get("spec") or {}
+    replicas = len(runs) or int(spec.get("replicas") or 1)
+    if runs:
+        total = sum(int(r.get("final_epoch") or 0) for r in runs)
+        done = sum(int(r.get("epoch") or 0) for r in runs)
+    else:
+        per_run = int(spec.get("epochs") or 0) + int(spec.get("pretrain_epochs") or 0)
+        total, done = replicas * per_run, 0
+    if experiment.get("status") == "succeeded":
+        done = total
+    finished = sum(r.get("status") == "succeeded" for r in runs)
+    detail = f"runs {finished}/{replicas}"
+    losses = [float(loss) for r in runs if (loss := r.get("train_loss")) is not None]
+    if losses:
+        detail += f"  loss {_num(sum(losses) / len(losses), 2)}"
+    return done, total, detail
+
+
+def _role_of(item: Mapping[str, Any]) -> str:
+    experiment = item.get("experiment") or {}
+    return str(item.get("role") or experiment.get("role") or experiment.get("name") or "?")
+
+
+def _wait_suite_with_progress(
+    client: WeightspaceClient,
+    suite_id: str,
+    *,
+    poll: float,
+    timeout: float | None,
+    check: Callable[[], None],
+) -> Suite:
+    """Follow the suite: a bar per experiment (epochs over its runs), then the report's build."""
+    progress = Progress(
+        _StateColumn(),
+        TextColumn("{task.description}"),
+        _BarColumn(bar_width=30),
+        TextColumn("{task.fields[epochs]}"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=_out(),
+    )
+    tasks: dict[str, Any] = {}
+    report_task: list[Any] = []
+    report_text = {
+        "pending": "building report",
+        "building": "building report",
+        "ready": "[green]report ready[/]",
+        "failed": "[red]report failed[/]",
+    }
+
+    def update(suite: Suite) -> None:
+        check()
+        items = sorted(
+            suite.get("experiments") or [],
+            key=lambda item: (
+                _ROLES.index(_role_of(item)) if _role_of(item) in _ROLES else len(_ROLES),
+                _role_of(item),
+            ),
+        )
+        for item in items:
+            experiment = item["experiment"]
+            status = experiment.get("status") or "queued"
+            done, total, detail = _experiment_progress(experiment)
+            fields: dict[str, Any] = {
+                "epochs": f"{done:>3}/{total} epochs",
+                # The mark in front says running (a spinner) and succeeded; the rest in words.
+                "detail": escape(detail)
+                + ("" if status in ("running", "succeeded") else f"  {_styled(status)}"),
+                "state": status,
+            }
+            key = experiment["id"]
+            if key not in tasks:
+                tasks[key] = progress.add_task(
+                    escape(f"{_role_of(item):<17}"),
+                    total=total or None,
+                    completed=done,
+                    start=status != "queued",
+                    **fields,
+                )
+            else:
+                progress.update(tasks[key], total=total or None, completed=done, **fields)
+            task = progress.tasks[tasks[key]]
+            if status != "queued" and not task.started:
+                progress.start_task(tasks[key])
+            if status in TERMINAL_STATUSES and task.stop_time is None and task.started:
+                progress.stop_task(tasks[key])
+        ended = all((item["experiment"].get("status") in TERMINAL_STATUSES) for item in items)
+        report = suite["report"]["status"]
+        if ended or report != "pending":
+            fields = {"epochs": "", "detail": report_text.get(report, report), "state": report}
+            if not report_task:
+                report_task.append(
+                    progress.add_task(escape(f"{'report':<17}"), total=None, **fields)
+                )
+            else:
+                progress.update(report_task[0], **fields)
+            if report in REPORT_TERMINAL_STATUSES:
+                progress.update(report_task[0], total=1, completed=1)
+                progress.stop_task(report_task[0])
+
+    with progress:
+        return client.wait_suite(suite_id, poll=poll, timeout=timeout, on_update=update)
+
+
+def _figures(measured: Mapping[str, Any], limit: int = 4) -> list[str]:
+    """The key numbers among ``measured`` (else its first few), as "name value" strings."""
+    numbers = [
+        (key, value)
+        for key, value in measured.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    chosen = [item for item in numbers if item[0] in _KEY_FIGURES] or numbers[:limit]
+    return [f"{key.replace('_', ' ')} {_num(value, 3)}" for key, value in chosen]
+
+
+def _key_figures(claim: Claim) -> list[str]:
+    """A few of the claim's measured numbers, a line each (one per group of nested ones)."""
+    measured: Mapping[str, Any] = claim.get("measured") or {}
+    lines = _figures(measured)
+    for key, value in measured.items():
+        if isinstance(value, Mapping) and (figures := _figures(value)):
+            lines.append(f"{key}: {', '.join(figures)}")
+    return lines
+
+
+def _claims_table(claims: Sequence[Claim]) -> Table:
+    table = Table("#", "claim", "verdict", "measured", title="the paper's claims", show_lines=True)
+    for claim in claims:
+        verdict = str(claim.get("verdict") or "-")
+        style = _VERDICT_STYLE.get(verdict)
+        lines = _key_figures(claim)
+        if claim.get("note") and (verdict == "not measured" or not lines):
+            lines.append(str(claim["note"]))
+        table.add_row(
+            str(claim.get("id", "-")),
+            escape(str(claim.get("statement") or "-")),
+            f"[{style}]{escape(verdict)}[/]" if style else escape(verdict),
+            escape("\n".join(lines) or "-"),
+        )
+    return table
+
+
+def _reproduce(
+    url: str,
+    *,
+    preset: str,
+    dataset: str | None,
+    out: Path | None,
+    queue: str | None,
+    poll: float,
+    timeout: float | None,
+    as_json: bool,
+    check: Callable[[], None],
+    serve_again: str | None = None,
+) -> int:
+    """Submit the suite, follow it, fetch the report and show the claims; the exit status."""
+    console, err = _out(), _err()
+    with _client(url) as client:
+        suite = client.submit_suite(preset, dataset=dataset, queue=queue)
+        suite_id = suite["id"]
+        target = out if out is not None else Path(f"report-{suite['preset']}-{suite['dataset']}")
+        report_url = f"{client.base_url}/suites/{suite_id}/report"
+        if as_json:
+            final = client.wait_suite(
+                suite_id, poll=poll, timeout=timeout, on_update=lambda _: check()
+            )
+        else:
+            queues = sorted({str(i["experiment"].get("queue")) for i in suite["experiments"]})
+            console.print(
+                f"submitted suite [bold]{escape(suite_id)}[/]: preset {escape(suite['preset'])} "
+                f"on {escape(suite['dataset'])}, {len(suite['experiments'])} experiments "
+                f"(queue {escape(', '.join(queues))})",
+                soft_wrap=True,
+            )
+            final = _wait_suite_with_progress(
+                client, suite_id, poll=poll, timeout=timeout, check=check
+            )
+        report = final["report"]
+        unfinished = [i for i in final["experiments"] if i["experiment"]["status"] != "succeeded"]
+        for item in unfinished:
+            experiment = item["experiment"]
+            message = f"experiment {_role_of(item)} ({experiment['id']}) {experiment['status']}"
+            if experiment.get("error"):
+                message += f": {experiment['error']}"
+            err.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+        if report["status"] != "ready":
+            if as_json:
+                _print_json({"suite": final, "claims": None, "report": None})
+            message = f"the report of suite {suite_id} {report['status']}"
+            if report.get("error"):
+                message += f": {report['error']}"
+            err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+            return 1
+        files = client.download_report(suite_id, target)
+        claims = client.claims(suite_id)["claims"]
+    index = (target / "index.html").resolve()
+    if as_json:
+        _print_json(
+            {
+                "suite": final,
+                "claims": claims,
+                "report": {
+                    "directory": str(target.resolve()),
+                    "index": str(index),
+                    "files": [str(path) for path in files],
+                    "url": report_url,
+                },
+            }
+        )
+        return 0
+    console.print(
+        f"saved the report ({len(files)} files) to {escape(str(target.resolve()))}",
+        soft_wrap=True,
+    )
+    console.print(_claims_table(claims))
+    console.print(f"report: {escape(str(index))}", soft_wrap=True)
+    console.print(f"online: {escape(report_url)}", soft_wrap=True)
+    if serve_again:
+        console.print(f"        (while `{escape(serve_again)}` runs)", soft_wrap=True)
+    return 0
+
+
+def _no_check() -> None:
+    pass
+
+
+@app.command()
+def reproduce(
+    ctx: typer.Context,
+    preset: Annotated[
+        PresetName,
+        typer.Option(
+            "--preset", help="quick: minutes on a CPU; paper: the paper's scale, for a GPU."
+        ),
+    ] = PresetName.quick,
+    dataset: Annotated[
+        DatasetName | None,
+        typer.Option(
+            "--dataset",
+            help="Data set (default: the preset's; quick: fashion-mnist, paper: mnist).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder to save the report in (default: ./report-<preset>-<dataset>).",
+            show_default=False,
+        ),
+    ] = None,
+    queue: Annotated[
+        QueueName | None,
+        typer.Option(
+            "--queue",
+            help="Queue to train on (default: the service's).",
+            show_default=False,
+        ),
+    ] = None,
+    poll: Annotated[float, typer.Option("--poll", min=0.1, help="Seconds between polls.")] = 1.0,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0, help="Give up after this many seconds (default: never)."),
+    ] = None,
+    embedded: Annotated[
+        bool,
+        typer.Option(
+            "--embedded",
+            help="Start the API and a worker under --home first (no server needed), "
+            "and stop them at the end.",
+        ),
+    ] = False,
+    home: Annotated[
+        Path,
+        typer.Option(
+            "--home", help="With --embedded: WEIGHTSPACE_HOME (database, broker, snapshots)."
+        ),
+    ] = Path("./var"),
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            min=1,
+            max=65535,
+            help="With --embedded: the API's port (default: a free one).",
+            show_default=False,
+        ),
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Reproduce the paper: run a preset's four experiments, then fetch its report and claims.
+
+    Shows each experiment's progress, then waits while a worker builds the report.
+    Saves the report (index.html, claims.json, figures) to --out and prints the claims table.
+    Exits with status 1 (printing the error) if the report could not be built.
+    With --embedded no server is needed: it runs one under --home while it works.
+    """
+    if embedded and _given(ctx, "url"):
+        raise typer.BadParameter(
+            "--embedded runs its own server: leave --url out", ctx, None, "--url"
+        )
+    if not embedded:
+        for name in ("home", "port"):
+            if _given(ctx, name):
+                raise typer.BadParameter(
+                    "only means something with --embedded", ctx, None, f"--{name}"
+                )
+    options: dict[str, Any] = {
+        "preset": preset.value,
+        "dataset": None if dataset is None else dataset.value,
+        "out": out,
+        "queue": None if queue is None else queue.value,
+        "poll": poll,
+        "timeout": timeout,
+        "as_json": as_json,
+    }
+    if not embedded:
+        raise typer.Exit(_reproduce(url, check=_no_check, **options))
+    host = "127.0.0.1"
+    chosen = port or _free_port(host)
+    err = _err()
+    logs = home.expanduser().resolve() / "logs"
+    if not as_json:
+        err.print(
+            f"starting the embedded service on {escape(_local_url(host, chosen))} "
+            f"(home {escape(str(home.expanduser().resolve()))}; logs in {escape(str(logs))})",
+            soft_wrap=True,
+        )
+    try:
+        with _embedded_service(host, chosen, home, 1, logs=logs) as service:
+            serve_again = f"weightspace up --home {service.home} --port {chosen}"
+            code = _reproduce(service.url, check=service.check, serve_again=serve_again, **options)
+            if not as_json:
+                err.print("stopping the embedded service ...")
+    except _Interrupted:
+        err.print("[yellow]interrupted[/]: the embedded service is stopped")
+        raise typer.Exit(130) from None
+    except _ChildDied as died:
+        _report_exit(died.child)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
 # -- server commands ---------------------------------------------------------------------
 
 
@@ -681,6 +1249,7 @@ def _local_url(host: str, port: int) -> str:
 class _Child:
     name: str
     process: subprocess.Popen[bytes]
+    log: Path | None = None  # where its stdout and stderr go, if not to ours
 
 
 @dataclass
@@ -696,9 +1265,22 @@ class _Supervisor:
     children: list[_Child] = field(default_factory=list)
     signals: int = 0
 
-    def start(self, name: str, argv: Sequence[str]) -> _Child:
-        process = subprocess.Popen(list(argv), env=dict(self.env), start_new_session=True)
-        child = _Child(name, process)
+    def start(self, name: str, argv: Sequence[str], log: Path | None = None) -> _Child:
+        """Start ``argv``; its output goes to ours, or is appended to ``log`` if given."""
+        if log is None:
+            process = subprocess.Popen(list(argv), env=dict(self.env), start_new_session=True)
+        else:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("ab") as out:
+                process = subprocess.Popen(
+                    list(argv),
+                    env=dict(self.env),
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+        child = _Child(name, process, log)
         self.children.append(child)
         return child
 
@@ -761,7 +1343,19 @@ def _exit_code(child: _Child) -> int:
 def _report_exit(child: _Child) -> None:
     code = child.process.returncode
     how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-    _err().print(f"[red]error:[/] the {escape(child.name)} process {how}; stopping")
+    err = _err()
+    err.print(f"[red]error:[/] the {escape(child.name)} process {how}; stopping")
+    if child.log is not None:
+        err.print(f"the end of its log, {escape(str(child.log))}:")
+        err.print(escape(_tail(child.log)), soft_wrap=True)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_bytes()[-32_768:].decode("utf-8", "replace")
+    except OSError as error:
+        return f"(cannot read it: {error})"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
 
 
 def _run_single(name: str, argv: Sequence[str]) -> int:
@@ -794,6 +1388,90 @@ def _wait_healthy(supervisor: _Supervisor, child: _Child, url: str, timeout: flo
             time.sleep(0.25)
 
 
+class _Interrupted(Exception):
+    """Ctrl-C, SIGTERM or SIGHUP reached us while we ran the embedded service."""
+
+
+class _ChildDied(Exception):
+    """A process of the embedded service ended while we needed it."""
+
+    def __init__(self, child: _Child) -> None:
+        super().__init__(child.name)
+        self.child = child
+
+
+@dataclass
+class _Embedded:
+    """A running embedded service: its URL, home and processes."""
+
+    url: str
+    home: Path
+    supervisor: _Supervisor
+
+    def check(self) -> None:
+        """Raise :class:`_Interrupted` if we were signalled, :class:`_ChildDied` if one died."""
+        if self.supervisor.signals:
+            raise _Interrupted
+        child = self.supervisor.exited()
+        if child is not None:
+            raise _ChildDied(child)
+
+
+@contextlib.contextmanager
+def _embedded_service(
+    host: str, port: int, home: Path, concurrency: int, *, logs: Path | None = None
+) -> Iterator[_Embedded]:
+    """Start the API (once healthy) and a worker under ``home``; stop both on leaving.
+
+    The children's output goes to ours, or to ``logs/api.log`` and ``logs/worker.log``. While
+    inside, Ctrl-C, SIGTERM and SIGHUP only count (see :meth:`_Embedded.check`); a signal while
+    the API starts raises :class:`_Interrupted`, and an API that exits or never answers is
+    reported and exits 1.
+    """
+    service, worker = _service_module(), _worker_module()
+    _require_modules(service, worker)
+    home = home.expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "WEIGHTSPACE_HOME": str(home)}
+    if logs is not None:
+        env["PYTHONUNBUFFERED"] = "1"  # a log file is block-buffered: keep a crash's last words
+    url = _local_url(host, port)
+    # Solo runs one training in the worker's main thread; threads (not prefork) for more,
+    # since CUDA cannot be re-initialised in forked children.
+    pool = "solo" if concurrency == 1 else "threads"
+    supervisor = _Supervisor(env)
+    with supervisor.handling_signals():
+        try:
+            api_log = None if logs is None else logs / "api.log"
+            api_child = supervisor.start("api", _service_argv(host, port), log=api_log)
+            state = _wait_healthy(supervisor, api_child, url, HEALTH_TIMEOUT_S)
+            if state == "signal":
+                raise _Interrupted
+            if state == "exited":
+                _report_exit(api_child)
+                raise typer.Exit(_exit_code(api_child))
+            if state == "timeout":
+                _err().print(
+                    f"[red]error:[/] the API did not answer {escape(url)}/health within "
+                    f"{HEALTH_TIMEOUT_S:.0f} s; stopping"
+                )
+                raise typer.Exit(1)
+            supervisor.start(
+                "worker",
+                _worker_argv("cpu,gpu", pool, concurrency, "info"),
+                log=None if logs is None else logs / "worker.log",
+            )
+            yield _Embedded(url, home, supervisor)
+        finally:
+            supervisor.stop()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 @app.command(rich_help_panel=_SERVER)
 def up(
     host: Annotated[
@@ -811,48 +1489,24 @@ def up(
 
     Ctrl-C or SIGTERM stops both; if either dies, the other is stopped and this exits non-zero.
     """
-    service, worker = _service_module(), _worker_module()
-    _require_modules(service, worker)
-    home = home.expanduser().resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "WEIGHTSPACE_HOME": str(home)}
-    url = _local_url(host, port)
-    # Solo runs one training in the worker's main thread; threads (not prefork) for more,
-    # since CUDA cannot be re-initialised in forked children.
-    pool = "solo" if workers_concurrency == 1 else "threads"
     err = _err()
-    supervisor = _Supervisor(env)
-    with supervisor.handling_signals():
-        try:
-            api_child = supervisor.start("api", _service_argv(host, port))
-            state = _wait_healthy(supervisor, api_child, url, HEALTH_TIMEOUT_S)
-            if state == "signal":
-                return
-            if state == "exited":
-                _report_exit(api_child)
-                raise typer.Exit(_exit_code(api_child))
-            if state == "timeout":
-                err.print(
-                    f"[red]error:[/] the API did not answer {escape(url)}/health within "
-                    f"{HEALTH_TIMEOUT_S:.0f} s; stopping"
-                )
-                raise typer.Exit(1)
-            supervisor.start("worker", _worker_argv("cpu,gpu", pool, workers_concurrency, "info"))
+    try:
+        with _embedded_service(host, port, home, workers_concurrency) as service:
             err.print(
-                f"[green]weightspace is up[/] at [bold]{escape(url)}[/] "
-                f"(home {escape(str(home))})\n"
+                f"[green]weightspace is up[/] at [bold]{escape(service.url)}[/] "
+                f"(home {escape(str(service.home))})\n"
                 "Use it from another shell with:\n"
-                f"  export {URL_ENV}={escape(url)}\n"
-                f"  export WEIGHTSPACE_HOME={escape(str(home))}   # for server-side tools\n"
+                f"  export {URL_ENV}={escape(service.url)}\n"
+                f"  export WEIGHTSPACE_HOME={escape(str(service.home))}   # for server-side tools\n"
                 "Press Ctrl-C to stop."
             )
-            exited = supervisor.wait_any()
+            exited = service.supervisor.wait_any()
             if exited is not None:
                 _report_exit(exited)
                 raise typer.Exit(_exit_code(exited))
             err.print("stopping ...")
-        finally:
-            supervisor.stop()
+    except _Interrupted:
+        return
 
 
 @app.command(rich_help_panel=_SERVER)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, BinaryIO, Self, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
@@ -18,15 +19,21 @@ import httpx
 from weightspace_client import __version__
 from weightspace_client.types import (
     PCA,
+    REPORT_TERMINAL_STATUSES,
     TERMINAL_STATUSES,
+    Claims,
     Distances,
     Experiment,
     Health,
+    Preset,
     Readiness,
     Run,
     SnapshotInfo,
+    Suite,
     Trajectory,
 )
+
+T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 URL_ENV = "WEIGHTSPACE_URL"
@@ -34,6 +41,8 @@ TOKEN_ENV = "WEIGHTSPACE_TOKEN"
 #: Response header carrying the hex sha256 of a downloaded snapshot's bytes.
 CHECKSUM_HEADER = "X-Checksum-Sha256"
 _DOWNLOAD_CHUNK = 1 << 20
+#: What a report file may be called: a plain name in the report folder, nothing above it.
+_REPORT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 
 
 def resolve_base_url(base_url: str | None = None) -> str:
@@ -131,6 +140,32 @@ def _experiment_path(experiment_id: str) -> str:
 
 def _snapshots_path(experiment_id: str, run: int) -> str:
     return f"{_experiment_path(experiment_id)}/runs/{int(run)}/snapshots"
+
+
+def _suite_path(suite_id: str) -> str:
+    return f"/suites/{_segment(suite_id)}"
+
+
+@contextlib.contextmanager
+def _atomic_file(target: Path) -> Iterator[BinaryIO]:
+    """A temporary file beside ``target``, renamed onto it only if the block ends normally.
+
+    On any exception the temporary file is removed and ``target`` is left as it was.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, 0o644)  # mkstemp's 0600 is for the unfinished file only
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
 
 
 class WeightspaceClient:
@@ -295,23 +330,14 @@ class WeightspaceClient:
         ``on_update`` is called with every polled state, the last one included. Raises
         :class:`TimeoutError` if ``timeout`` seconds pass first.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            experiment = self.get_experiment(experiment_id)
-            if on_update is not None:
-                on_update(experiment)
-            if experiment["status"] in TERMINAL_STATUSES:
-                return experiment
-            pause = poll
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"experiment {experiment_id} is still {experiment['status']} "
-                        f"after {timeout:g} s"
-                    )
-                pause = min(poll, left)
-            time.sleep(pause)
+        return _poll(
+            lambda: self.get_experiment(experiment_id),
+            lambda e: e["status"] in TERMINAL_STATUSES,
+            lambda e: f"experiment {experiment_id} is still {e['status']}",
+            poll=poll,
+            timeout=timeout,
+            on_update=on_update,
+        )
 
     # -- snapshots ------------------------------------------------------------------------
 
@@ -337,23 +363,9 @@ class WeightspaceClient:
             raise WeightspaceError(
                 f"experiment {experiment_id} has no snapshot of run {run} at epoch {epoch}"
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-        )
-        temp = Path(temp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                announced, digest, size = self._stream_snapshot(experiment_id, run, epoch, out)
-                out.flush()
-                os.fsync(out.fileno())
+        with _atomic_file(target) as out:
+            announced, digest, size = self._stream_snapshot(experiment_id, run, epoch, out)
             _verify(announced, digest, size, listed)
-            os.chmod(temp, 0o644)  # mkstemp's 0600 is for the unverified file only
-            os.replace(temp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
-            raise
         return target
 
     def _stream_snapshot(
@@ -376,6 +388,112 @@ class WeightspaceClient:
                 digest.update(chunk)
                 size += len(chunk)
         return announced.strip().lower(), digest.hexdigest(), size
+
+    # -- presets and suites: reproducing the paper -----------------------------------------
+
+    def presets(self) -> list[Preset]:
+        """``GET /presets``: every preset, each with its four experiment specs."""
+        return cast(list[Preset], list(self._paginate("/presets")))
+
+    def preset(self, name: str, *, dataset: str | None = None) -> Preset:
+        """One preset's four experiment specs, on ``dataset`` (default: the preset's own)."""
+        params = {} if dataset is None else {"dataset": dataset}
+        return cast(Preset, self._get(f"/presets/{_segment(name)}", params))
+
+    def submit_suite(
+        self, preset: str, *, dataset: str | None = None, queue: str | None = None
+    ) -> Suite:
+        """Submit a preset's four experiments as one suite; its report is built when they end.
+
+        ``preset`` is ``"quick"`` or ``"paper"``; ``dataset`` is ``"mnist"``,
+        ``"fashion-mnist"`` or ``"digits"`` (default: the preset's); ``queue`` is ``"cpu"`` or
+        ``"gpu"`` (default: the service's).
+        """
+        params = {} if queue is None else {"queue": queue}
+        body = {"preset": preset, "dataset": dataset}
+        response = self._request("POST", "/suites", json=body, params=params)
+        created = _json_or_none(response)
+        if isinstance(created, dict) and "id" in created:
+            return cast(Suite, created)
+        location = response.headers.get("Location")
+        if not location:
+            raise WeightspaceError("the service created a suite but named neither id nor Location")
+        return cast(Suite, self._get(response.request.url.join(location)))
+
+    def get_suite(self, suite_id: str) -> Suite:
+        """The suite's experiments with their progress, and its report's status."""
+        return cast(Suite, self._get(_suite_path(suite_id)))
+
+    def wait_suite(
+        self,
+        suite_id: str,
+        *,
+        poll: float = 1.0,
+        timeout: float | None = None,
+        on_update: Callable[[Suite], None] | None = None,
+    ) -> Suite:
+        """Poll until the suite's report is ready or has failed, and return the suite.
+
+        The report is built once every experiment has ended (whether or not they succeeded),
+        so this outlasts the training. ``on_update`` is called with every polled state, the
+        last one included. Raises :class:`TimeoutError` if ``timeout`` seconds pass first.
+        """
+        return _poll(
+            lambda: self.get_suite(suite_id),
+            lambda s: s["report"]["status"] in REPORT_TERMINAL_STATUSES,
+            lambda s: (
+                f"suite {suite_id} is still {s['status']}, its report {s['report']['status']}"
+            ),
+            poll=poll,
+            timeout=timeout,
+            on_update=on_update,
+        )
+
+    def claims(self, suite_id: str) -> Claims:
+        """The paper's claims with the measured figures and a verdict each.
+
+        Raises :class:`ApiError` (409) until the suite's report is ready.
+        """
+        return cast(Claims, self._get(f"{_suite_path(suite_id)}/claims"))
+
+    def download_report(self, suite_id: str, directory: str | os.PathLike[str]) -> list[Path]:
+        """Save every file of the suite's report into ``directory``; return their paths.
+
+        The files are those the suite lists in ``report.files`` (``index.html``,
+        ``claims.json`` and the figures it links to, by relative names), each written to a
+        temporary file first and renamed into place, so no file is ever left half-written.
+        Raises :class:`WeightspaceError` unless the report is ready.
+        """
+        suite = self.get_suite(suite_id)
+        report = suite["report"]
+        if report["status"] != "ready":
+            message = f"the report of suite {suite_id} is {report['status']}"
+            if report.get("error"):
+                message += f": {report['error']}"
+            raise WeightspaceError(message)
+        names = list(report.get("files") or [])
+        for name in names:
+            if not _REPORT_FILE.match(name):
+                raise WeightspaceError(f"the service lists a report file named {name!r}")
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name in names:
+            target = folder / name
+            url = f"{_suite_path(suite_id)}/report/{_segment(name)}"
+            with _atomic_file(target) as out:
+                self._stream_to(url, out)
+            paths.append(target)
+        return paths
+
+    def _stream_to(self, url: str, out: BinaryIO) -> None:
+        """Write the body of ``GET url`` to ``out`` as it arrives."""
+        with self.http.stream("GET", url, headers={"Accept": "*/*"}) as response:
+            if response.is_error:
+                response.read()
+                raise ApiError.from_response(response)
+            for chunk in response.iter_bytes(_DOWNLOAD_CHUNK):
+                out.write(chunk)
 
     # -- analysis -------------------------------------------------------------------------
 
@@ -426,3 +544,29 @@ def _verify(announced: str, actual: str, size: int, listed: SnapshotInfo) -> Non
     listed_size = listed.get("size")
     if listed_size is not None and int(listed_size) != size:
         raise ChecksumError(f"snapshot has {size} bytes, but is listed with {listed_size}")
+
+
+def _poll(
+    fetch: Callable[[], T],
+    done: Callable[[T], bool],
+    describe: Callable[[T], str],
+    *,
+    poll: float,
+    timeout: float | None,
+    on_update: Callable[[T], None] | None,
+) -> T:
+    """Fetch until ``done``; every state goes to ``on_update``; TimeoutError after ``timeout`` s."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        state = fetch()
+        if on_update is not None:
+            on_update(state)
+        if done(state):
+            return state
+        pause = poll
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{describe(state)} after {timeout:g} s")
+            pause = min(poll, left)
+        time.sleep(pause)

@@ -67,6 +67,8 @@ class ExperimentLinks(TypedDict):
     pca: str
     distances: str
     trajectory: str
+    suite: NotRequired[str | None]  # the suite the experiment belongs to, if any
+    report: NotRequired[str | None]  # that suite's report page
 
 
 class Experiment(TypedDict):
@@ -81,6 +83,8 @@ class Experiment(TypedDict):
     finished_at: str | None
     updated_at: str
     runs: list[Run]
+    suite_id: NotRequired[str | None]  # set for the experiments of a suite
+    role: NotRequired[str | None]  # and their role in it (a preset experiment's)
     links: NotRequired[ExperimentLinks]
 
 
@@ -161,3 +165,75 @@ class Health(TypedDict):
 class Readiness(TypedDict):
     status: Literal["ready", "unavailable"]
     checks: dict[str, str]  # "ok", or the error, per dependency: database, broker, store
+
+
+# -- presets, suites and the paper's claims ----------------------------------------------
+
+Dataset = Literal["mnist", "fashion-mnist", "digits"]
+ReportStatus = Literal["pending", "building", "ready", "failed"]
+Verdict = Literal["supported", "not supported", "not measured"]
+
+#: The presets that reproduce the paper: ``quick`` for a CPU, ``paper`` for a GPU.
+PRESETS: tuple[str, ...] = ("quick", "paper")
+DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist", "digits")
+#: A suite's report in one of these states will not change any more.
+REPORT_TERMINAL_STATUSES: frozenset[str] = frozenset({"ready", "failed"})
+
+
+class PresetExperiment(TypedDict):
+    role: str  # trajectory, independent-inits, shared-init or pretrained-clones
+    title: str
+    spec: dict[str, Any]  # the ExperimentSpec, defaults filled in
+
+
+class Preset(TypedDict):
+    """One of the paper's reproductions: its four experiment specs on one data set."""
+
+    name: str
+    description: str
+    dataset: str  # the preset's default, unless another was asked for
+    experiments: list[PresetExperiment]
+
+
+class PresetList(TypedDict):
+    items: list[Preset]
+
+
+class SuiteExperiment(TypedDict):
+    role: str
+    experiment: Experiment
+
+
+class SuiteReport(TypedDict):
+    status: ReportStatus  # pending until every experiment has ended, then building
+    error: str | None  # why it failed
+    url: str | None  # the HTML page (a path on the server), once ready
+    files: list[str]  # index.html, claims.json and the figures (.svg and .png), once ready
+
+
+class Suite(TypedDict):
+    """A preset's four experiments, submitted together, and the report built from them."""
+
+    id: str
+    preset: str
+    dataset: str
+    status: Status  # of the experiments together: failed if any failed, once all have ended
+    created_at: str
+    experiments: list[SuiteExperiment]
+    report: SuiteReport
+
+
+class Claim(TypedDict):
+    """One of the paper's claims, checked against a reproduction."""
+
+    id: int
+    statement: str
+    verdict: Verdict
+    threshold: str  # the rule the verdict applies, in words
+    measured: dict[str, Any]  # the figures it rests on
+    note: str
+
+
+class Claims(TypedDict):
+    suite_id: str
+    claims: list[Claim]

@@ -7,12 +7,21 @@ import json
 import logging
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
+from celery import Celery
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.orm import Session
 
-from service.deps import CeleryDep, PrincipalDep, SessionDep, SettingsDep, StoreDep
+from service.deps import (
+    CeleryDep,
+    PrincipalDep,
+    QueueParam,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+)
 from service.problems import Unavailable, problem_responses
 from service.schemas import (
     ExperimentOut,
@@ -24,6 +33,7 @@ from service.schemas import (
     Status,
 )
 from weightspace.adapters import experiments as usecases
+from weightspace.adapters.db import Experiment
 from weightspace.adapters.queue import TRAIN_TASK
 from weightspace.spec import ExperimentSpec
 
@@ -48,6 +58,22 @@ def _decode_cursor(cursor: str) -> list:
         raise usecases.InvalidQuery("cursor", "not a cursor returned by this API") from None
 
 
+def enqueue_training(
+    celery: Celery, session: Session, experiments: list[Experiment], *, undo: object
+) -> None:
+    """Enqueue (after the commit, so workers find the rows); if the broker fails, delete ``undo``."""
+    try:
+        for experiment in experiments:
+            celery.send_task(TRAIN_TASK, args=[str(experiment.id)], queue=experiment.queue)
+    except Exception as error:
+        log.exception("could not enqueue %s", [str(e.id) for e in experiments])
+        session.delete(undo)  # nothing half-written: no experiment without its job
+        session.commit()
+        raise Unavailable(
+            f"the job queue is unreachable ({type(error).__name__}); nothing was created"
+        ) from error
+
+
 @router.post(
     "",
     status_code=202,
@@ -70,22 +96,11 @@ def create_experiment(
     principal: PrincipalDep,
     celery: CeleryDep,
     settings: SettingsDep,
-    queue: Annotated[
-        Literal["gpu", "cpu"] | None,
-        Query(description="Worker queue; default from the server's settings."),
-    ] = None,
+    queue: QueueParam = None,
 ) -> JSONResponse:
     """Submit an experiment; it is queued for training and answered with 202 and its URL."""
     experiment = usecases.submit(session, principal, spec, queue or settings.default_queue)
-    try:  # enqueue only after the commit, so the worker finds the row
-        celery.send_task(TRAIN_TASK, args=[str(experiment.id)], queue=experiment.queue)
-    except Exception as error:
-        log.exception("could not enqueue experiment %s", experiment.id)
-        session.delete(experiment)  # nothing half-written: no experiment without its job
-        session.commit()
-        raise Unavailable(
-            f"the job queue is unreachable ({type(error).__name__}); nothing was created"
-        ) from error
+    enqueue_training(celery, session, [experiment], undo=experiment)
     body = ExperimentOut.of(experiment)
     return JSONResponse(
         body.model_dump(mode="json"), status_code=202, headers={"Location": body.links.self}

@@ -56,7 +56,9 @@ def sessions(sqlite_url: str):  # type: ignore[no-untyped-def]
 def trajectory(sessions, store, experiment_id: uuid.UUID) -> dict[tuple[int, int], bytes]:  # type: ignore[no-untyped-def]
     with sessions() as session:
         records = session.query(SnapshotRecord).filter_by(experiment_id=experiment_id).all()
-        return {(r.run, r.epoch): get_snapshot(store, r.key, r.sha256).params.tobytes() for r in records}
+        return {
+            (r.run, r.epoch): get_snapshot(store, r.key, r.sha256).params.tobytes() for r in records
+        }
 
 
 @pytest.mark.parametrize("fatal", ["runs/0000/epoch-000002", "runs/0001/state-000004"])
@@ -74,7 +76,9 @@ def test_dying_after_a_write_then_running_again_gives_the_uninterrupted_trajecto
     with pytest.raises(Died):
         usecases.execute(sessions, store, experiment_id, device="cpu")
     with sessions() as session:
-        assert session.get(Experiment, experiment_id).status == "running"  # as a killed worker leaves it
+        assert (
+            session.get(Experiment, experiment_id).status == "running"
+        )  # as a killed worker leaves it
     # The broker redelivers the task: the same call again.
     assert usecases.execute(sessions, store, experiment_id, device="cpu") == "succeeded"
 
@@ -101,7 +105,9 @@ def test_a_failing_experiment_records_its_error(sessions, tmp_path: Path) -> Non
     with sessions() as session:
         experiment_id = usecases.submit(session, usecases.ANONYMOUS, spec, "cpu").id
     with pytest.raises(FileNotFoundError):
-        usecases.execute(sessions, LocalStore(tmp_path / "s"), experiment_id, device="cpu", data_dir=tmp_path)
+        usecases.execute(
+            sessions, LocalStore(tmp_path / "s"), experiment_id, device="cpu", data_dir=tmp_path
+        )
     with sessions() as session:
         experiment = session.get(Experiment, experiment_id)
         assert experiment.status == "failed" and "train-images-idx3-ubyte" in experiment.error

@@ -28,12 +28,21 @@ CLIENT_DIR = Path(__file__).resolve().parents[2] / "client"
 if importlib.util.find_spec("weightspace_client") is None:  # not pip-installed: use the source
     sys.path.insert(0, str(CLIENT_DIR))
 
-from weightspace_client import ApiError, ChecksumError, WeightspaceClient  # noqa: E402
+from weightspace_client import (  # noqa: E402
+    ApiError,
+    ChecksumError,
+    WeightspaceClient,
+    WeightspaceError,
+)
 from weightspace_client.cli import app  # noqa: E402
 from weightspace_client.client import resolve_base_url  # noqa: E402
 
 EXPERIMENT = "0b7e5f3c-3f4e-4b8e-9a51-6a3cc1f1d2a7"
-CLIENT_COMMANDS = ["submit", "list", "status", "wait", "pca", "distances", "trajectory", "download"]
+SUITE = "5d0c3e2a-8f7b-4c1e-9a0d-2b6f4e8a1c93"
+CLIENT_COMMANDS = [
+    "submit", "list", "status", "wait", "pca", "distances", "trajectory", "download",
+    "presets", "reproduce",
+]  # fmt: skip
 SERVER_COMMANDS = ["up", "api", "worker"]
 
 
@@ -215,6 +224,63 @@ def test_download_refuses_bytes_that_do_not_match_and_leaves_nothing_behind(
     assert target.read_bytes() == b"an older file"
 
 
+# -- report download: file names come from the server (MockTransport) ---------------------
+
+
+def _report_transport(files: list[str], served: dict[str, bytes]) -> httpx.MockTransport:
+    suite = {
+        "id": SUITE,
+        "preset": "quick",
+        "dataset": "digits",
+        "status": "succeeded",
+        "created_at": "2026-01-01T00:00:00Z",
+        "experiments": [],
+        "report": {"status": "ready", "error": None, "url": None, "files": files},
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == f"/suites/{SUITE}":
+            return httpx.Response(200, json=suite)
+        name = path.removeprefix(f"/suites/{SUITE}/report/")
+        if name in served:
+            return httpx.Response(200, content=served[name])
+        return httpx.Response(404, json={"title": "Not Found"})
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize("name", ["../escape.html", "sub/dir.svg", ".hidden", "..", ""])
+def test_download_report_refuses_file_names_that_leave_the_folder(
+    tmp_path: Path, name: str
+) -> None:
+    target = tmp_path / "report"
+    transport = _report_transport(["index.html", name], {"index.html": b"<html>"})
+    with (
+        WeightspaceClient("http://ws.test", transport=transport) as client,
+        pytest.raises(WeightspaceError, match="report file named"),
+    ):
+        client.download_report(SUITE, target)
+    assert not target.exists()  # checked before anything is written
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_download_report_leaves_no_partial_file_when_a_file_fails(tmp_path: Path) -> None:
+    target = tmp_path / "report"
+    target.mkdir()
+    (target / "claims.json").write_text("from an earlier run")
+    transport = _report_transport(
+        ["index.html", "claims.json"], {"index.html": b"<html>"}
+    )  # claims.json: 404
+    with (
+        WeightspaceClient("http://ws.test", transport=transport) as client,
+        pytest.raises(ApiError),
+    ):
+        client.download_report(SUITE, target)
+    assert sorted(p.name for p in target.iterdir()) == ["claims.json", "index.html"]
+    assert (target / "claims.json").read_text() == "from an earlier run"
+
+
 # -- pagination (MockTransport) ------------------------------------------------------------
 
 
@@ -293,6 +359,58 @@ def test_comma_separated_lists_are_checked_before_any_request() -> None:
     result = runner.invoke(app, ["pca", EXPERIMENT, "--runs", "0,x", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == 2
     assert "comma-separated integers" in _flat(result.output)
+
+
+def test_reproduce_help_names_its_options() -> None:
+    result = runner.invoke(app, ["reproduce", "--help"])
+    assert result.exit_code == 0, result.output
+    for option in (
+        "--preset", "--dataset", "--out", "--queue", "--timeout", "--embedded", "--home", "--port",
+    ):  # fmt: skip
+        assert option in result.output
+    for choice in ("quick", "paper", "mnist", "fashion-mnist", "digits"):
+        assert choice in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        pytest.param(["--preset", "huge"], "'huge' is not one of", id="preset"),
+        pytest.param(["--dataset", "cifar10"], "'cifar10' is not one of", id="dataset"),
+        pytest.param(["--queue", "tpu"], "'tpu' is not one of", id="queue"),
+        pytest.param(["--timeout", "-1"], "--timeout", id="timeout"),
+        pytest.param(["--home", "elsewhere"], "only means something with --embedded", id="home"),
+        pytest.param(["--port", "8001"], "only means something with --embedded", id="port"),
+        pytest.param(["--port", "70000", "--embedded"], "--port", id="port-range"),
+        pytest.param(["--embedded", "--url", "http://x:1"], "leave --url out", id="embedded-url"),
+    ],
+)
+def test_reproduce_checks_its_arguments_before_any_request_or_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arguments: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a default --home or --out would show up here
+    url = [] if "--embedded" in arguments else ["--url", "http://127.0.0.1:9"]
+    result = runner.invoke(app, ["reproduce", *url, *arguments])
+    assert result.exit_code == 2, result.output
+    assert message in _flat(result.output)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reproduce_ignores_the_url_environment_variable_when_embedded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a --url on the command line conflicts with --embedded; the variable is moot."""
+    monkeypatch.setenv("WEIGHTSPACE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("WEIGHTSPACE_SERVICE_MODULE", "weightspace_no_such_service")
+    result = runner.invoke(app, ["reproduce", "--embedded", "--home", str(tmp_path / "home")])
+    assert result.exit_code == 1, result.output
+    assert "weightspace_no_such_service" in _flat(result.output)
+
+
+def test_presets_checks_the_dataset_before_any_request() -> None:
+    result = runner.invoke(app, ["presets", "--dataset", "cifar10", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "'cifar10' is not one of" in _flat(result.output)
 
 
 # -- server commands: supervision with stand-in modules ------------------------------------
@@ -415,7 +533,11 @@ def test_up_stops_the_service_and_fails_when_the_worker_dies(
 
 def test_server_commands_explain_how_to_install_a_missing_server_package(tmp_path: Path) -> None:
     env = _child_env(WEIGHTSPACE_SERVICE_MODULE="weightspace_no_such_service")
-    for command in (["up", "--home", str(tmp_path / "home")], ["api"]):
+    for command in (
+        ["up", "--home", str(tmp_path / "home")],
+        ["api"],
+        ["reproduce", "--embedded", "--home", str(tmp_path / "home")],
+    ):
         result = subprocess.run(
             [sys.executable, "-m", "weightspace_client", *command],
             cwd=tmp_path,

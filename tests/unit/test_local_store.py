@@ -187,7 +187,9 @@ def test_keys_are_built_from_ids_only() -> None:
     assert snapshot_key(EXPERIMENT, 3, 12) == (
         f"experiments/{hex_id}/runs/0003/epoch-000012.safetensors"
     )
-    assert state_key(EXPERIMENT, 3, 12) == f"experiments/{hex_id}/runs/0003/state-000012.safetensors"
+    assert (
+        state_key(EXPERIMENT, 3, 12) == f"experiments/{hex_id}/runs/0003/state-000012.safetensors"
+    )
     # Any spelling of the same uuid gives the same key.
     assert snapshot_key(str(EXPERIMENT), 3, 12) == snapshot_key(hex_id, 3, 12)
     assert snapshot_key(str(EXPERIMENT).upper(), 3, 12) == snapshot_key(EXPERIMENT, 3, 12)

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -44,8 +45,43 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always reads back aware UTC (SQLite stores none)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Suite(Base):
+    """The paper's four experiments submitted together from a preset, and their report."""
+
+    __tablename__ = "suites"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    preset: Mapped[str] = mapped_column(String(50))
+    dataset: Mapped[str] = mapped_column(String(50))
+    report_status: Mapped[str] = mapped_column(
+        String(20), default="pending"
+    )  # pending|building|ready|failed
+    report_error: Mapped[str | None] = mapped_column(Text)
+    report_files: Mapped[list[str] | None] = mapped_column(JSON)
+    claims: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    experiments: Mapped[list[Experiment]] = relationship(
+        back_populates="suite", order_by="Experiment.created_at", passive_deletes=True
+    )
 
 
 class Experiment(Base):
@@ -58,13 +94,16 @@ class Experiment(Base):
     queue: Mapped[str] = mapped_column(String(50))
     status: Mapped[str] = mapped_column(String(20), default="queued")
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    suite_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("suites.id", ondelete="CASCADE"), index=True
     )
+    role: Mapped[str | None] = mapped_column(String(40))  # the preset's name for it in its suite
 
+    suite: Mapped[Suite | None] = relationship(back_populates="experiments")
     runs: Mapped[list[Run]] = relationship(
         back_populates="experiment",
         order_by="Run.run",
@@ -94,11 +133,9 @@ class Run(Base):
     metrics: Mapped[dict[str, float] | None] = mapped_column(JSON)  # at the latest snapshot
     state_key: Mapped[str | None] = mapped_column(String(300))  # latest resume state
     state_epoch: Mapped[int | None] = mapped_column(Integer)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     experiment: Mapped[Experiment] = relationship(back_populates="runs")
 
@@ -116,7 +153,7 @@ class SnapshotRecord(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     parameters: Mapped[int] = mapped_column(Integer)
     metrics: Mapped[dict[str, float]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class GramCache(Base):
@@ -130,7 +167,7 @@ class GramCache(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     snapshots: Mapped[int] = mapped_column(Integer)
     gram: Mapped[dict[str, Any]] = mapped_column(JSON)  # analysis.Gram.to_dict()
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 def make_engine(url: str) -> Engine:

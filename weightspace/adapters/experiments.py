@@ -64,8 +64,10 @@ class InvalidQuery(ValueError):
 # --------------------------------------------------------------------------- submit & read
 
 
-def submit(session: Session, principal: Principal, spec: ExperimentSpec, queue: str) -> Experiment:
-    """Insert the experiment and its runs (seeds recorded) and commit; the caller enqueues."""
+def new_experiment(
+    principal: Principal, spec: ExperimentSpec, queue: str, **fields: object
+) -> Experiment:
+    """An experiment row with its runs (seeds recorded), not yet added to a session."""
     experiment = Experiment(
         id=uuid.uuid4(),
         owner=principal.id,
@@ -73,6 +75,8 @@ def submit(session: Session, principal: Principal, spec: ExperimentSpec, queue: 
         spec=spec.model_dump(mode="json"),
         queue=queue,
         status="queued",
+        created_at=utcnow(),
+        **fields,
     )
     experiment.runs = [
         Run(
@@ -85,6 +89,12 @@ def submit(session: Session, principal: Principal, spec: ExperimentSpec, queue: 
         )
         for plan in plan_runs(spec)
     ]
+    return experiment
+
+
+def submit(session: Session, principal: Principal, spec: ExperimentSpec, queue: str) -> Experiment:
+    """Insert the experiment and its runs and commit; the caller enqueues."""
+    experiment = new_experiment(principal, spec, queue)
     session.add(experiment)
     session.commit()
     return experiment
@@ -234,8 +244,8 @@ def execute(
     """
     with sessions() as session:
         experiment = session.get(Experiment, experiment_id)
-        if experiment is None:
-            raise NotFound(f"experiment {experiment_id} not found")
+        if experiment is None:  # deleted, or never committed: nothing to do
+            return "missing"
         if experiment.status in TERMINAL:
             return experiment.status
         spec = ExperimentSpec.model_validate(experiment.spec)
@@ -288,7 +298,7 @@ def _fingerprint(records: Sequence[SnapshotRecord]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _all_snapshots(
+def all_snapshots(
     session: Session, store: ObjectStore, experiment: Experiment
 ) -> tuple[list[SnapshotRecord], analysis.Gram]:
     """All of the experiment's snapshots and their Gram matrix, cached until a snapshot arrives."""
@@ -336,7 +346,7 @@ def select_snapshots(
         raise InvalidQuery(
             "epochs", f"epochs {bad} are not in the snapshot schedule {spec.snapshot_epochs()}"
         )
-    records, gram = _all_snapshots(session, store, experiment)
+    records, gram = all_snapshots(session, store, experiment)
     chosen = [
         i
         for i, r in enumerate(records)
@@ -408,7 +418,7 @@ def distances_at(
         raise InvalidQuery(
             "epoch", f"epoch {epoch} is not in the snapshot schedule {spec.snapshot_epochs()}"
         )
-    records, gram = _all_snapshots(session, store, experiment)
+    records, gram = all_snapshots(session, store, experiment)
     at = [i for i, r in enumerate(records) if r.epoch == epoch]
     if not at:
         raise Conflict(f"epoch {epoch} has not been captured yet")
@@ -430,7 +440,7 @@ def trajectories(
     session: Session, store: ObjectStore, experiment: Experiment
 ) -> list[tuple[int, list[SnapshotRecord], analysis.TrajectoryMetrics]]:
     """Per run: its snapshots in epoch order and their trajectory metrics."""
-    records, gram = _all_snapshots(session, store, experiment)
+    records, gram = all_snapshots(session, store, experiment)
     return [
         (run, [records[i] for i in positions], analysis.trajectory_metrics(gram, positions))
         for run, positions in run_indices(records).items()

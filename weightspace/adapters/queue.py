@@ -8,6 +8,7 @@ from kombu import Exchange, Queue
 from weightspace.adapters.settings import Settings
 
 TRAIN_TASK = "weightspace.train_experiment"
+REPORT_TASK = "weightspace.build_report"
 QUEUES = ("gpu", "cpu")
 
 

@@ -1,0 +1,179 @@
+"""Presets and suites: reproduce the paper's four experiments with one request, and the report."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from service.deps import (
+    CeleryDep,
+    PrincipalDep,
+    QueueParam,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+)
+from service.problems import problem_responses
+from service.routes.experiments import enqueue_training
+from service.schemas import (
+    ClaimsOut,
+    PresetExperimentOut,
+    PresetList,
+    PresetOut,
+    SuiteIn,
+    SuiteOut,
+)
+from weightspace.adapters import suites as usecases
+from weightspace.adapters.experiments import Conflict
+from weightspace.presets import load_preset, preset_names
+
+router = APIRouter(tags=["suites"])
+
+CONTENT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "svg": "image/svg+xml",
+    "png": "image/png",
+    "json": "application/json",
+}
+ReportFile = Annotated[str, Path(pattern=r"^[a-z0-9-]+\.(svg|png|html|json)$", max_length=100)]
+
+
+def _preset_out(name: str, dataset: str | None) -> PresetOut:
+    preset = load_preset(name, dataset)
+    return PresetOut(
+        name=preset.name,
+        description=preset.description,
+        dataset=preset.dataset,
+        experiments=[
+            PresetExperimentOut(role=e.role, title=e.title, spec=e.spec) for e in preset.experiments
+        ],
+    )
+
+
+@router.get("/presets", response_model=PresetList)
+def list_presets() -> PresetList:
+    """The presets that reproduce the paper (`quick` for a CPU, `paper` for a GPU)."""
+    return PresetList(items=[_preset_out(name, None) for name in preset_names()])
+
+
+@router.get("/presets/{name}", response_model=PresetOut, responses=problem_responses(422))
+def get_preset(
+    name: Literal["quick", "paper"],
+    dataset: Annotated[Literal["mnist", "fashion-mnist", "digits"] | None, Query()] = None,
+) -> PresetOut:
+    """One preset's four experiment specs, on the data set asked for."""
+    return _preset_out(name, dataset)
+
+
+@router.post(
+    "/suites",
+    status_code=202,
+    response_model=SuiteOut,
+    responses={
+        202: {
+            "headers": {
+                "Location": {"schema": {"type": "string"}, "description": "URL of the new suite"}
+            }
+        },
+        **problem_responses(400, 422, 503),
+    },
+)
+def create_suite(
+    body: SuiteIn,
+    session: SessionDep,
+    principal: PrincipalDep,
+    celery: CeleryDep,
+    settings: SettingsDep,
+    queue: QueueParam = None,
+) -> JSONResponse:
+    """Submit the preset's four experiments as one suite; the report is built when all have ended."""
+    suite = usecases.create_suite(
+        session, principal, body.preset, body.dataset, queue or settings.default_queue
+    )
+    enqueue_training(celery, session, suite.experiments, undo=suite)
+    out = SuiteOut.of(suite, usecases.suite_status(suite))
+    return JSONResponse(
+        out.model_dump(mode="json"), status_code=202, headers={"Location": f"/suites/{suite.id}"}
+    )
+
+
+@router.get("/suites/{suite_id}", response_model=SuiteOut, responses=problem_responses(404, 422))
+def get_suite(suite_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> SuiteOut:
+    """The suite's experiments with their progress, and the report's status."""
+    suite = usecases.get_suite(session, principal, suite_id)
+    return SuiteOut.of(suite, usecases.suite_status(suite))
+
+
+def _ready(suite_id: uuid.UUID, session: SessionDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
+    suite = usecases.get_suite(session, principal, suite_id)
+    if suite.report_status != "ready":
+        detail = f"the report is {suite.report_status}"
+        raise Conflict(
+            detail
+            + (
+                f": {suite.report_error}"
+                if suite.report_error
+                else " (it is built when every experiment has ended)"
+            )
+        )
+    return suite
+
+
+@router.get(
+    "/suites/{suite_id}/report",
+    status_code=307,
+    response_class=RedirectResponse,
+    responses={
+        307: {
+            "description": "The report's HTML page",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        },
+        **problem_responses(404, 409, 422),
+    },
+)
+def get_report(
+    suite_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> RedirectResponse:
+    """Redirects to the report's page, whose figures are relative links."""
+    _ready(suite_id, session, principal)
+    return RedirectResponse(f"/suites/{suite_id}/report/index.html", status_code=307)
+
+
+@router.get(
+    "/suites/{suite_id}/report/{name}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A file of the report: index.html, claims.json, or a figure (SVG or PNG)",
+            "content": {
+                t.split(";")[0]: {"schema": {"type": "string"}} for t in CONTENT_TYPES.values()
+            },
+        },
+        **problem_responses(404, 409, 422),
+    },
+)
+def get_report_file(
+    suite_id: uuid.UUID,
+    name: ReportFile,
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+) -> Response:
+    """One file of the report folder."""
+    suite = _ready(suite_id, session, principal)
+    data = usecases.report_file(session, store, suite, name)
+    return Response(data, media_type=CONTENT_TYPES[name.rsplit(".", 1)[1]])
+
+
+@router.get(
+    "/suites/{suite_id}/claims",
+    response_model=ClaimsOut,
+    responses=problem_responses(404, 409, 422),
+)
+def get_claims(suite_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> ClaimsOut:
+    """The claims table: each claim's measured figures, threshold and verdict."""
+    suite = _ready(suite_id, session, principal)
+    return ClaimsOut(suite_id=suite.id, claims=suite.claims or [])  # type: ignore[arg-type]

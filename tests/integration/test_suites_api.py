@@ -1,0 +1,81 @@
+"""Presets and suites over HTTP, in-process, on a real migrated PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from weightspace.adapters.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(tmp_path: Path, migrated_postgres_url: str) -> Iterator[TestClient]:
+    settings = Settings(home=tmp_path, database_url=migrated_postgres_url)
+    with TestClient(create_app(settings), follow_redirects=False) as test_client:
+        yield test_client
+
+
+def test_presets_describe_the_four_experiments(client: TestClient) -> None:
+    presets = {p["name"]: p for p in client.get("/presets").json()["items"]}
+    assert set(presets) == {"quick", "paper"}
+    paper = presets["paper"]
+    roles = [e["role"] for e in paper["experiments"]]
+    assert roles == ["trajectory", "independent-inits", "shared-init", "pretrained-clones"]
+    specs = {e["role"]: e["spec"] for e in paper["experiments"]}
+    assert (
+        specs["trajectory"]["model"] == {"kind": "paper-cnn"}
+        and specs["trajectory"]["epochs"] == 200
+    )
+    assert (
+        specs["independent-inits"]["snapshot_every"] == 10
+        and specs["independent-inits"]["replicas"] == 5
+    )
+    assert (
+        specs["shared-init"]["init"] == "shared"
+        and specs["shared-init"]["data_order"] == "independent"
+    )
+    assert specs["pretrained-clones"]["pretrain_epochs"] == 10
+    digits = client.get("/presets/quick", params={"dataset": "digits"}).json()
+    assert {e["spec"]["dataset"]["name"] for e in digits["experiments"]} == {"digits"}
+    assert client.get("/presets/huge").status_code == 422
+
+
+def test_a_suite_submits_four_experiments_and_reports_when_done(client: TestClient) -> None:
+    bad = client.post("/suites", json={"preset": "tiny"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "preset"
+    response = client.post("/suites", json={"preset": "quick", "dataset": "digits"})
+    assert response.status_code == 202
+    suite = response.json()
+    assert response.headers["location"] == f"/suites/{suite['id']}"
+    assert suite["status"] == "queued" and suite["report"] == {
+        "status": "pending",
+        "error": None,
+        "url": None,
+        "files": [],
+    }
+    assert [e["role"] for e in suite["experiments"]] == [
+        "trajectory",
+        "independent-inits",
+        "shared-init",
+        "pretrained-clones",
+    ]
+    experiment = suite["experiments"][0]["experiment"]
+    assert (
+        experiment["suite_id"] == suite["id"]
+        and experiment["links"]["suite"] == f"/suites/{suite['id']}"
+    )
+    assert client.get(f"/experiments/{experiment['id']}").json()["role"] == "trajectory"
+
+    for path in ("report", "claims", "report/index.html"):
+        pending = client.get(f"/suites/{suite['id']}/{path}")
+        assert pending.status_code == 409 and "pending" in pending.json()["detail"]
+    assert client.get(f"/suites/{suite['id']}/report/..%2F..%2Fetc").status_code in (404, 422)
+    assert client.get(f"/suites/{suite['id']}/report/evil.exe").status_code == 422
+    assert client.get(f"/suites/{uuid.uuid4()}").status_code == 404
