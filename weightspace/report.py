@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 
 from weightspace import figures
 from weightspace.claims import Claim, ExperimentResult, LineLoss, evaluate_claims
+from weightspace.presets import ROLES
 
-ROLES = ("trajectory", "independent-inits", "shared-init", "pretrained-clones")
 FIGURE_NAMES = (
     "fig1-trajectory-pca",
     "fig2-joint-pca",

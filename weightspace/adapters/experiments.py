@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace import analysis
@@ -325,7 +326,10 @@ def all_snapshots(
             created_at=utcnow(),
         )
     )
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent request cached the same matrix first
+        session.rollback()
     return records, gram
 
 

@@ -1,0 +1,33 @@
+"""Reproducing a preset in-process (for machines without the service's stack)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from weightspace.offline import main
+
+
+def test_offline_reproduction_writes_the_report(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "report"
+    main(
+        [
+            "--preset",
+            "quick",
+            "--dataset",
+            "digits",
+            "--roles",
+            "trajectory",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
+    claims = json.loads((out / "claims.json").read_text())["claims"]
+    verdicts = {c["id"]: c["verdict"] for c in claims}
+    assert verdicts[4] == verdicts[5] == "not measured"  # experiments 3 and 4 were not run
+    assert verdicts[1] != "not measured" and verdicts[3] != "not measured"
+    assert (out / "fig1-trajectory-pca.svg").is_file() and (out / "line-loss.png").is_file()
+    assert len(list((out / "snapshots").rglob("*.safetensors"))) == 21
+    assert "experiments run: trajectory" in capsys.readouterr().out
