@@ -7,7 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-CORE = ["spec", "data", "models", "training", "snapshots", "analysis", "claims", "figures", "report"]
+CORE = [
+    "spec",
+    "data",
+    "models",
+    "training",
+    "snapshots",
+    "analysis",
+    "claims",
+    "figures",
+    "report",
+]
 FORBIDDEN = {
     "fastapi",
     "starlette",
