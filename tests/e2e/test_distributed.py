@@ -1,4 +1,5 @@
-"""End to end, distributed: API and worker processes on PostgreSQL, Redis and SeaweedFS (S3)."""
+"""End to end, distributed: API and worker processes on PostgreSQL, SeaweedFS (S3) and a real
+broker: Redis, and RabbitMQ."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import random
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,11 +19,28 @@ from tests.e2e.scenario import free_port, run_scenario, stop, wait_healthy
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.fixture(params=["redis", "amqp"])
+def broker(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A broker of its own: a Redis database (flushed after), or a RabbitMQ vhost (deleted after)."""
+    if request.param == "redis":
+        url = f"redis://127.0.0.1:6379/{random.randint(1, 15)}"
+        yield url
+        redis.Redis.from_url(url).flushdb()
+        return
+    vhost = f"weightspace-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=True, capture_output=True)
+
+
 def test_api_and_worker_processes_on_real_services(
-    tmp_path: Path, fresh_postgres_url: str, seaweedfs
+    tmp_path: Path, fresh_postgres_url: str, seaweedfs, broker: str
 ) -> None:  # type: ignore[no-untyped-def]
-    redis_db = random.randint(1, 15)
-    broker = f"redis://127.0.0.1:6379/{redis_db}"
     env = {
         **os.environ,
         "WEIGHTSPACE_HOME": str(tmp_path / "home"),
@@ -80,4 +99,3 @@ def test_api_and_worker_processes_on_real_services(
     finally:
         for process in processes:
             stop(process)
-        redis.Redis.from_url(broker).flushdb()
