@@ -7,7 +7,6 @@ that needs no server (kombu's SQLAlchemy transport on a second SQLite file), all
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -65,16 +64,3 @@ class Settings(BaseSettings):
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def get_settings() -> Settings:
-    return Settings()
-
-
-def environment_for(settings: Settings) -> dict[str, str]:
-    """Environment variables that reproduce ``settings`` in a child process."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"WEIGHTSPACE_{name.upper()}"] = str(value)
-    return env
