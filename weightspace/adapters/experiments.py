@@ -14,13 +14,22 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace import analysis
-from weightspace.adapters.db import TERMINAL, Experiment, GramCache, Run, SnapshotRecord, utcnow
+from weightspace.adapters.db import (
+    TERMINAL,
+    Experiment,
+    GramCache,
+    Run,
+    SnapshotRecord,
+    Suite,
+    utcnow,
+)
 from weightspace.data import load_dataset
 from weightspace.snapshots import (
     ObjectStore,
@@ -101,11 +110,21 @@ def submit(session: Session, principal: Principal, spec: ExperimentSpec, queue: 
     return experiment
 
 
+Owned = TypeVar("Owned", Experiment, Suite)
+
+
+def get_owned(
+    session: Session, principal: Principal, kind: type[Owned], item_id: uuid.UUID
+) -> Owned:
+    """The row, if it exists and belongs to the principal; someone else's is "not found" too."""
+    item = session.get(kind, item_id)
+    if item is None or item.owner != principal.id:
+        raise NotFound(f"{kind.__name__.lower()} {item_id} not found")
+    return item
+
+
 def get_experiment(session: Session, principal: Principal, experiment_id: uuid.UUID) -> Experiment:
-    experiment = session.get(Experiment, experiment_id)
-    if experiment is None or experiment.owner != principal.id:
-        raise NotFound(f"experiment {experiment_id} not found")
-    return experiment
+    return get_owned(session, principal, Experiment, experiment_id)
 
 
 def list_experiments(

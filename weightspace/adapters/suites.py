@@ -19,7 +19,13 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace.adapters.db import TERMINAL, Suite, utcnow
-from weightspace.adapters.experiments import NotFound, Principal, all_snapshots, new_experiment
+from weightspace.adapters.experiments import (
+    NotFound,
+    Principal,
+    all_snapshots,
+    get_owned,
+    new_experiment,
+)
 from weightspace.claims import ExperimentResult, LineLoss
 from weightspace.data import load_dataset
 from weightspace.presets import load_preset
@@ -57,10 +63,7 @@ def create_suite(
 
 
 def get_suite(session: Session, principal: Principal, suite_id: uuid.UUID) -> Suite:
-    suite = session.get(Suite, suite_id)
-    if suite is None or suite.owner != principal.id:
-        raise NotFound(f"suite {suite_id} not found")
-    return suite
+    return get_owned(session, principal, Suite, suite_id)
 
 
 def suite_status(suite: Suite) -> str:
