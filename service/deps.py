@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from celery import Celery
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
+from service.problems import Unavailable
+from weightspace.adapters.db import Experiment
 from weightspace.adapters.experiments import ANONYMOUS, Principal
+from weightspace.adapters.queue import TRAIN_TASK
 from weightspace.adapters.settings import Settings
 from weightspace.snapshots import ObjectStore
 
@@ -46,3 +51,43 @@ QueueParam = Annotated[
     Literal["gpu", "cpu"] | None,
     Query(description="Worker queue; default from the server's settings."),
 ]
+
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a submitting handler needs: who asks, where rows go, and which queue trains them."""
+
+    session: Session
+    principal: Principal
+    celery: Celery
+    queue: str
+
+    def enqueue(self, experiments: Sequence[Experiment], *, undo: object) -> None:
+        """Enqueue after the commit (workers must find the rows); if the broker fails, delete
+        ``undo`` so that nothing half-written remains, and answer 503."""
+        try:
+            for experiment in experiments:
+                self.celery.send_task(TRAIN_TASK, args=[str(experiment.id)], queue=experiment.queue)
+        except Exception as error:
+            log.exception("could not enqueue %s", [str(e.id) for e in experiments])
+            self.session.delete(undo)
+            self.session.commit()
+            raise Unavailable(
+                f"the job queue is unreachable ({type(error).__name__}); nothing was created"
+            ) from error
+
+
+def get_submission(
+    session: SessionDep,
+    principal: PrincipalDep,
+    celery: CeleryDep,
+    settings: SettingsDep,
+    queue: QueueParam = None,
+) -> Submission:
+    return Submission(session, principal, celery, queue or settings.default_queue)
+
+
+SubmissionDep = Annotated[Submission, Depends(get_submission)]

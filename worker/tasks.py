@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from functools import cache
+from typing import Any
 
 from celery import Task
 from sqlalchemy.orm import sessionmaker
@@ -18,17 +19,22 @@ from worker.celery_app import app, settings
 
 @cache
 def _resources() -> tuple[sessionmaker, ObjectStore]:
-    # Created lazily in the process that runs tasks (after any fork), once.
+    # Created lazily in the process that runs tasks (after any fork), once. The worker writes
+    # snapshots, so it creates the bucket if missing.
     sessions = make_sessionmaker(make_engine(settings.database_url))
-    return sessions, store_for(
-        settings, create_bucket=True
-    )  # the worker writes: it makes the bucket
+    return sessions, store_for(settings, create_bucket=True)
 
 
-def _device(task: Task) -> str:
-    # CPU-queue tasks never touch CUDA (they may run in forked pool children).
+def _job_options(task: Task) -> dict[str, Any]:
+    """Device and data location for a job. CPU-queue tasks never touch CUDA: they may run in
+    forked pool children."""
     queue = (task.request.delivery_info or {}).get("routing_key")
-    return "cpu" if queue == "cpu" else settings.resolved_device()
+    device = "cpu" if queue == "cpu" else settings.resolved_device()
+    return {
+        "device": device,
+        "data_dir": settings.data_dir,
+        "allow_download": settings.allow_download,
+    }
 
 
 @app.task(name=TRAIN_TASK, bind=True)
@@ -40,9 +46,7 @@ def train_experiment(self: Task, experiment_id: str) -> str:
             sessions,
             store,
             uuid.UUID(experiment_id),
-            device=_device(self),
-            data_dir=settings.data_dir,
-            allow_download=settings.allow_download,
+            **_job_options(self),
         )
     finally:
         with sessions() as session:
@@ -62,7 +66,5 @@ def build_report(self: Task, suite_id: str) -> list[str]:
         sessions,
         store,
         uuid.UUID(suite_id),
-        device=_device(self),
-        data_dir=settings.data_dir,
-        allow_download=settings.allow_download,
+        **_job_options(self),
     )

@@ -9,20 +9,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from celery import Celery
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy.orm import Session
 
-from service.deps import (
-    CeleryDep,
-    PrincipalDep,
-    QueueParam,
-    SessionDep,
-    SettingsDep,
-    StoreDep,
-)
-from service.problems import Unavailable, problem_responses
+from service.deps import PrincipalDep, SessionDep, StoreDep, SubmissionDep
+from service.problems import problem_responses
 from service.schemas import (
     ExperimentOut,
     ExperimentPage,
@@ -33,8 +24,6 @@ from service.schemas import (
     Status,
 )
 from weightspace.adapters import experiments as usecases
-from weightspace.adapters.db import Experiment
-from weightspace.adapters.queue import TRAIN_TASK
 from weightspace.spec import ExperimentSpec
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -58,22 +47,6 @@ def _decode_cursor(cursor: str) -> list:
         raise usecases.InvalidQuery("cursor", "not a cursor returned by this API") from None
 
 
-def enqueue_training(
-    celery: Celery, session: Session, experiments: list[Experiment], *, undo: object
-) -> None:
-    """Enqueue (after the commit, so workers find the rows); if the broker fails, delete ``undo``."""
-    try:
-        for experiment in experiments:
-            celery.send_task(TRAIN_TASK, args=[str(experiment.id)], queue=experiment.queue)
-    except Exception as error:
-        log.exception("could not enqueue %s", [str(e.id) for e in experiments])
-        session.delete(undo)  # nothing half-written: no experiment without its job
-        session.commit()
-        raise Unavailable(
-            f"the job queue is unreachable ({type(error).__name__}); nothing was created"
-        ) from error
-
-
 @router.post(
     "",
     status_code=202,
@@ -90,17 +63,10 @@ def enqueue_training(
         **problem_responses(400, 422, 503),
     },
 )
-def create_experiment(
-    spec: ExperimentSpec,
-    session: SessionDep,
-    principal: PrincipalDep,
-    celery: CeleryDep,
-    settings: SettingsDep,
-    queue: QueueParam = None,
-) -> JSONResponse:
+def create_experiment(spec: ExperimentSpec, submission: SubmissionDep) -> JSONResponse:
     """Submit an experiment; it is queued for training and answered with 202 and its URL."""
-    experiment = usecases.submit(session, principal, spec, queue or settings.default_queue)
-    enqueue_training(celery, session, [experiment], undo=experiment)
+    experiment = usecases.submit(submission.session, submission.principal, spec, submission.queue)
+    submission.enqueue([experiment], undo=experiment)
     body = ExperimentOut.of(experiment)
     return JSONResponse(
         body.model_dump(mode="json"), status_code=202, headers={"Location": body.links.self}

@@ -8,16 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from service.deps import (
-    CeleryDep,
-    PrincipalDep,
-    QueueParam,
-    SessionDep,
-    SettingsDep,
-    StoreDep,
-)
+from service.deps import PrincipalDep, SessionDep, StoreDep, SubmissionDep
 from service.problems import problem_responses
-from service.routes.experiments import enqueue_training
 from service.schemas import (
     ClaimsOut,
     PresetExperimentOut,
@@ -81,19 +73,12 @@ def get_preset(
         **problem_responses(400, 422, 503),
     },
 )
-def create_suite(
-    body: SuiteIn,
-    session: SessionDep,
-    principal: PrincipalDep,
-    celery: CeleryDep,
-    settings: SettingsDep,
-    queue: QueueParam = None,
-) -> JSONResponse:
+def create_suite(body: SuiteIn, submission: SubmissionDep) -> JSONResponse:
     """Submit the preset's four experiments as one suite; the report is built when all have ended."""
     suite = usecases.create_suite(
-        session, principal, body.preset, body.dataset, queue or settings.default_queue
+        submission.session, submission.principal, body.preset, body.dataset, submission.queue
     )
-    enqueue_training(celery, session, suite.experiments, undo=suite)
+    submission.enqueue(suite.experiments, undo=suite)
     out = SuiteOut.of(suite, usecases.suite_status(suite))
     return JSONResponse(
         out.model_dump(mode="json"), status_code=202, headers={"Location": f"/suites/{suite.id}"}
