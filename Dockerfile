@@ -19,11 +19,11 @@ WORKDIR /app
 COPY client/ client/
 RUN pip install ./client
 
-# The server (torch from PyPI). Commands run from /app, so `python -m service`, `python -m worker`
+# The server (torch from PyPI). Commands run from /app, so `python -m weightspace_service`, `python -m weightspace_worker`
 # and the migrations resolve against this source tree whatever the wheel packages.
 COPY . .
 RUN pip install ./client . && chmod -R a+rX /app
 
 USER weightspace
 EXPOSE 8000
-CMD ["python", "-m", "service", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["python", "-m", "weightspace_service", "--host", "0.0.0.0", "--port", "8000"]

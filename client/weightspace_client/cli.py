@@ -1,7 +1,7 @@
 """The ``weightspace`` command line: experiments, the paper's reproduction and the server processes.
 
 Client commands talk HTTP through :class:`~weightspace_client.WeightspaceClient`. The server
-commands (``up``, ``api``, ``worker``) run ``python -m service`` and ``python -m worker`` as child
+commands (``up``, ``api``, ``worker``) run ``python -m weightspace_service`` and ``python -m weightspace_worker`` as child
 processes of the current interpreter, so this package never imports the server code.
 """
 
@@ -1178,11 +1178,11 @@ def reproduce(
 
 
 def _service_module() -> str:
-    return os.environ.get(SERVICE_MODULE_ENV) or "service"
+    return os.environ.get(SERVICE_MODULE_ENV) or "weightspace_service"
 
 
 def _worker_module() -> str:
-    return os.environ.get(WORKER_MODULE_ENV) or "worker"
+    return os.environ.get(WORKER_MODULE_ENV) or "weightspace_worker"
 
 
 # Run by sys.executable, whose sys.path (cwd first, as for -m) is what matters, not ours.
@@ -1516,7 +1516,7 @@ def api(
         int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")
     ] = 8000,
 ) -> None:
-    """Run the API server (`python -m service`: migrates the database, then serves)."""
+    """Run the API server (`python -m weightspace_service`: migrates the database, then serves)."""
     _require_modules(_service_module())
     raise typer.Exit(_run_single("api", _service_argv(host, port)))
 
@@ -1532,6 +1532,6 @@ def worker(
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Pool size.")] = 1,
     loglevel: Annotated[str, typer.Option("--loglevel", help="Log level.")] = "info",
 ) -> None:
-    """Run a Celery worker that trains experiments (`python -m worker`)."""
+    """Run a Celery worker that trains experiments (`python -m weightspace_worker`)."""
     _require_modules(_worker_module())
     raise typer.Exit(_run_single("worker", _worker_argv(queues, pool, concurrency, loglevel)))

@@ -83,7 +83,7 @@ def test_api_and_worker_processes_on_real_services(
         with api_log.open("wb") as out:
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "service", "--port", str(port)],
+                    [sys.executable, "-m", "weightspace_service", "--port", str(port)],
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,

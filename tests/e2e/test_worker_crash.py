@@ -75,7 +75,7 @@ def test_killed_worker_resumes_from_last_snapshot(tmp_path: Path, fresh_postgres
     log = tmp_path / "processes.log"
     with log.open("wb") as out:
         api = subprocess.Popen(
-            [sys.executable, "-m", "service", "--port", str(port)],
+            [sys.executable, "-m", "weightspace_service", "--port", str(port)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -19,7 +19,7 @@ from scipy.spatial.distance import pdist, squareform
 from sklearn.decomposition import PCA
 from sqlalchemy import func, select
 
-from service.app import create_app
+from weightspace_service.app import create_app
 from weightspace.adapters import experiments as usecases
 from weightspace.adapters.db import Experiment, GramCache
 from weightspace.adapters.settings import Settings

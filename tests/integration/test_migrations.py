@@ -67,7 +67,7 @@ def empty_url(request: pytest.FixtureRequest) -> str:
 
 
 def test_migration_files_are_named_by_date() -> None:
-    files = sorted(path.name for path in (migrate.MIGRATIONS / "versions").glob("*.py"))
+    files = sorted(path.name for path in (migrate.migrations_directory() / "versions").glob("*.py"))
     assert files
     undated = [name for name in files if not re.match(r"^\d{4}-\d{2}-\d{2}_", name)]
     assert not undated

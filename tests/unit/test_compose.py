@@ -80,7 +80,7 @@ def test_gpu_worker_reserves_one_nvidia_gpu(compose: dict[str, Any]) -> None:
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
     command = worker["command"]
-    assert command[:3] == ["python", "-m", "worker"]
+    assert command[:3] == ["python", "-m", "weightspace_worker"]
     assert command[command.index("--queues") + 1] == "gpu"
     assert command[command.index("--pool") + 1] == "solo"  # CUDA and fork do not mix
 
@@ -104,7 +104,7 @@ def test_startup_order_and_health(compose: dict[str, Any]) -> None:
     assert migrate["restart"] == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     api = services["api"]
-    assert api["command"] == ["python", "-m", "service", "--host", "0.0.0.0", "--port", "8000"]
+    assert api["command"] == ["python", "-m", "weightspace_service", "--host", "0.0.0.0", "--port", "8000"]
     assert "8000:8000" in api["ports"]
     assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert {"redis", "seaweedfs"} <= set(api["depends_on"])

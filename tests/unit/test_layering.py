@@ -30,8 +30,9 @@ FORBIDDEN = {
     "httpx",
     "redis",
     "psycopg",
-    "service",
-    "worker",
+    "weightspace_service",
+    "weightspace_worker",
+    "weightspace_migrations",
 }
 PACKAGE = Path(__file__).resolve().parents[2] / "weightspace"
 

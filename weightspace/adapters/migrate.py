@@ -5,8 +5,12 @@
     python -m weightspace.adapters.migrate current              # print the database's revision
     python -m weightspace.adapters.migrate check                # exit 1 unless at head
 
+    python -m weightspace.adapters.migrate revision -m "add tokens" [--autogenerate]
+
 The command line migrates ``WEIGHTSPACE_DATABASE_URL`` (default: the embedded SQLite file).
-``alembic.ini`` and ``migrations/`` are found at the root of the repository.
+The migration scripts are the package ``weightspace_migrations`` (``migrations/`` in a checkout),
+found through package resources, so an installed wheel migrates as a checkout does; Alembic's
+configuration is built here in code (there is no ``alembic.ini``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import functools
 import logging
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
@@ -24,9 +29,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import column, create_engine, inspect, make_url, select, table
 from sqlalchemy.pool import NullPool
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-ALEMBIC_INI = REPOSITORY / "alembic.ini"
-MIGRATIONS = REPOSITORY / "migrations"
+MIGRATIONS_PACKAGE = "weightspace_migrations"
+#: New revision files are named by date, then id and slug.
+FILE_TEMPLATE = "%%(year)d-%%(month).2d-%%(day).2d_%%(rev)s_%%(slug)s"
 VERSION_TABLE = "alembic_version"  # Alembic's default, which migrations/env.py keeps
 VERSION_TABLE_COLUMN = table(VERSION_TABLE, column("version_num")).c.version_num
 
@@ -44,15 +49,20 @@ class DatabaseNotMigrated(RuntimeError):
         )
 
 
+def migrations_directory() -> Path:
+    """Where the installed migration scripts are (a real directory: wheels are not zipped)."""
+    return Path(str(resources.files(MIGRATIONS_PACKAGE)))
+
+
 def alembic_config(url: str) -> Config:
-    """An Alembic configuration for the repository's migrations, pointed at ``url``."""
-    if not ALEMBIC_INI.is_file():
-        raise FileNotFoundError(f"{ALEMBIC_INI} not found: migrations run from a source checkout")
-    config = Config(str(ALEMBIC_INI))
-    config.set_main_option("script_location", str(MIGRATIONS))
+    """An Alembic configuration for the packaged migrations, pointed at ``url``."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_directory()))
+    config.set_main_option("file_template", FILE_TEMPLATE)
+    config.set_main_option("truncate_slug_length", "40")
+    config.set_main_option("path_separator", "os")
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # ConfigParser escaping
     config.attributes["url"] = url  # what migrations/env.py uses
-    config.attributes["configure_logging"] = False  # leave the caller's logging alone
     return config
 
 
@@ -136,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     down.add_argument("revision")
     commands.add_parser("current", help="print the database's revision")
     commands.add_parser("check", help="exit with status 1 unless the database is at head")
+    new = commands.add_parser("revision", help="write a new migration script (development)")
+    new.add_argument("-m", "--message", required=True)
+    new.add_argument("--autogenerate", action="store_true", help="diff the tables and the database")
     args = parser.parse_args(argv)
 
     from weightspace.adapters.settings import Settings
@@ -154,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         downgrade(url, args.revision)
     elif args.command == "current":
         print(current(url) or "none")
+    elif args.command == "revision":
+        command.revision(alembic_config(url), message=args.message, autogenerate=args.autogenerate)
     else:
         try:
             print(check(url))

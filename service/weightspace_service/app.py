@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service import problems
-from service.routes import analysis, experiments, health, suites
+from weightspace_service import problems
+from weightspace_service.routes import analysis, experiments, health, suites
 from weightspace.adapters.db import make_engine, make_sessionmaker
 from weightspace.adapters.queue import make_celery
 from weightspace.adapters.settings import Settings

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from service.deps import PrincipalDep, SessionDep, StoreDep, SubmissionDep
-from service.problems import problem_responses
-from service.schemas import (
+from weightspace_service.deps import PrincipalDep, SessionDep, StoreDep, SubmissionDep
+from weightspace_service.problems import problem_responses
+from weightspace_service.schemas import (
     ClaimsOut,
     PresetExperimentOut,
     PresetList,

@@ -1,4 +1,4 @@
-"""``python -m worker``: a Celery worker on the given queues (solo pool for GPU queues)."""
+"""``python -m weightspace_worker``: a Celery worker on the given queues (solo pool for GPU queues)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m weightspace_worker", description=__doc__)
     parser.add_argument("--queues", default="cpu,gpu")
     parser.add_argument("--pool", default="solo", choices=["solo", "threads", "prefork"])
     parser.add_argument("--concurrency", type=int, default=1)
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(
             "GPU queues need --pool solo or threads: CUDA cannot be used in forked children"
         )
-    from worker.celery_app import app
+    from weightspace_worker.celery_app import app
 
     command = [
         "worker",

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from service.schemas import Health, Readiness
+from weightspace_service.schemas import Health, Readiness
 from weightspace.adapters.migrate import check as check_migrated
 
 router = APIRouter(tags=["health"])

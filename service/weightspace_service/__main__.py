@@ -1,4 +1,4 @@
-"""``python -m service``: migrate the database to head, then serve the API with uvicorn."""
+"""``python -m weightspace_service``: migrate the database to head, then serve the API with uvicorn."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import argparse
 
 import uvicorn
 
-from service.app import create_app
+from weightspace_service.app import create_app
 from weightspace.adapters.migrate import upgrade
 from weightspace.adapters.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m weightspace_service", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(

@@ -8,7 +8,6 @@ open connection in ``config.attributes["connection"]``.
 
 from __future__ import annotations
 
-from logging.config import fileConfig
 from typing import Any
 
 from alembic import context
@@ -20,11 +19,6 @@ from weightspace.adapters.db import Base
 from weightspace.adapters.migrate import ensure_sqlite_directory
 
 config = context.config
-
-# Only the `alembic` command line sets up logging from alembic.ini; code that runs migrations
-# (the API, tests) keeps its own logging configuration.
-if config.config_file_name is not None and config.attributes.get("configure_logging", True):
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
 

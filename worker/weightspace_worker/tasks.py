@@ -14,7 +14,7 @@ from weightspace.adapters.db import Experiment, make_engine, make_sessionmaker
 from weightspace.adapters.queue import REPORT_TASK, TRAIN_TASK
 from weightspace.adapters.storage import store_for
 from weightspace.snapshots import ObjectStore
-from worker.celery_app import app, settings
+from weightspace_worker.celery_app import app, settings
 
 
 @cache

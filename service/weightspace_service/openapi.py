@@ -1,4 +1,4 @@
-"""``python -m service.openapi``: write the app's OpenAPI document to openapi/openapi.json."""
+"""``python -m weightspace_service.openapi``: write the app's OpenAPI document to openapi/openapi.json."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.app import create_app
+from weightspace_service.app import create_app
 from weightspace.adapters.settings import Settings
 
-DOCUMENT = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
+# A development tool: the document lives in the source checkout, beside service/.
+DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 
 
 def document() -> dict[str, Any]:

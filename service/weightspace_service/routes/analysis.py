@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from service.deps import PrincipalDep, SessionDep, StoreDep
-from service.problems import problem_responses
-from service.schemas import (
+from weightspace_service.deps import PrincipalDep, SessionDep, StoreDep
+from weightspace_service.problems import problem_responses
+from weightspace_service.schemas import (
     DistancesOut,
     Metrics,
     PCAOut,

@@ -12,9 +12,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from service.deps import PrincipalDep, SessionDep, StoreDep, SubmissionDep
-from service.problems import problem_responses
-from service.schemas import (
+from weightspace_service.deps import PrincipalDep, SessionDep, StoreDep, SubmissionDep
+from weightspace_service.problems import problem_responses
+from weightspace_service.schemas import (
     ExperimentOut,
     ExperimentPage,
     RunOut,

@@ -11,7 +11,7 @@ from celery import Celery
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
-from service.problems import Unavailable
+from weightspace_service.problems import Unavailable
 from weightspace.adapters.db import Experiment
 from weightspace.adapters.experiments import ANONYMOUS, Principal
 from weightspace.adapters.queue import TRAIN_TASK

@@ -7,4 +7,4 @@ from weightspace.adapters.settings import Settings
 
 settings = Settings()
 app = make_celery(settings)
-app.conf.include = ["worker.tasks"]
+app.conf.include = ["weightspace_worker.tasks"]
