@@ -6,9 +6,9 @@ import argparse
 
 import uvicorn
 
-from weightspace_service.app import create_app
 from weightspace.adapters.migrate import upgrade
 from weightspace.adapters.settings import Settings
+from weightspace_service.app import create_app
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,13 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from weightspace_service import problems
-from weightspace_service.routes import analysis, experiments, health, suites
 from weightspace.adapters.db import make_engine, make_sessionmaker
 from weightspace.adapters.queue import make_celery
 from weightspace.adapters.settings import Settings
 from weightspace.adapters.storage import store_for
 from weightspace.snapshots import ObjectStore
+from weightspace_service import problems
+from weightspace_service.routes import analysis, experiments, health, suites
 
 API_VERSION = "0.1.0"
 log = logging.getLogger(__name__)

@@ -11,12 +11,12 @@ from celery import Celery
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
-from weightspace_service.problems import Unavailable
 from weightspace.adapters.db import Experiment
 from weightspace.adapters.experiments import ANONYMOUS, Principal
 from weightspace.adapters.queue import TRAIN_TASK
 from weightspace.adapters.settings import Settings
 from weightspace.snapshots import ObjectStore
+from weightspace_service.problems import Unavailable
 
 
 def get_settings(request: Request) -> Settings:

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from weightspace_service.app import create_app
 from weightspace.adapters.settings import Settings
+from weightspace_service.app import create_app
 
 # A development tool: the document lives in the source checkout, beside service/.
 DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"

@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from scipy.spatial.distance import pdist, squareform
 from sklearn.decomposition import PCA
 from sqlalchemy import func, select
-
 from weightspace_service.app import create_app
+
 from weightspace.adapters import experiments as usecases
 from weightspace.adapters.db import Experiment, GramCache
 from weightspace.adapters.settings import Settings

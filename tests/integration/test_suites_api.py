@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-
 from weightspace_service.app import create_app
+
 from weightspace.adapters.settings import Settings
 
 pytestmark = pytest.mark.integration

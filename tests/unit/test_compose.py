@@ -104,7 +104,15 @@ def test_startup_order_and_health(compose: dict[str, Any]) -> None:
     assert migrate["restart"] == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     api = services["api"]
-    assert api["command"] == ["python", "-m", "weightspace_service", "--host", "0.0.0.0", "--port", "8000"]
+    assert api["command"] == [
+        "python",
+        "-m",
+        "weightspace_service",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+    ]
     assert "8000:8000" in api["ports"]
     assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert {"redis", "seaweedfs"} <= set(api["depends_on"])

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from weightspace.adapters import experiments as usecases
 from weightspace_service.deps import PrincipalDep, SessionDep, StoreDep
 from weightspace_service.problems import problem_responses
 from weightspace_service.schemas import (
@@ -18,7 +19,6 @@ from weightspace_service.schemas import (
     TrajectoryOut,
     TrajectoryPoint,
 )
-from weightspace.adapters import experiments as usecases
 
 router = APIRouter(prefix="/experiments/{experiment_id}", tags=["analysis"])
 

@@ -12,6 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from weightspace.adapters import experiments as usecases
+from weightspace.spec import ExperimentSpec
 from weightspace_service.deps import PrincipalDep, SessionDep, StoreDep, SubmissionDep
 from weightspace_service.problems import problem_responses
 from weightspace_service.schemas import (
@@ -23,8 +25,6 @@ from weightspace_service.schemas import (
     SnapshotPage,
     Status,
 )
-from weightspace.adapters import experiments as usecases
-from weightspace.spec import ExperimentSpec
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from weightspace_service.schemas import Health, Readiness
 from weightspace.adapters.migrate import check as check_migrated
+from weightspace_service.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
 

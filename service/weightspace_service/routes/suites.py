@@ -8,6 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from weightspace.adapters import suites as usecases
+from weightspace.adapters.experiments import Conflict
+from weightspace.presets import load_preset, preset_names
 from weightspace_service.deps import PrincipalDep, SessionDep, StoreDep, SubmissionDep
 from weightspace_service.problems import problem_responses
 from weightspace_service.schemas import (
@@ -18,9 +21,6 @@ from weightspace_service.schemas import (
     SuiteIn,
     SuiteOut,
 )
-from weightspace.adapters import suites as usecases
-from weightspace.adapters.experiments import Conflict
-from weightspace.presets import load_preset, preset_names
 
 router = APIRouter(tags=["suites"])
 
