@@ -69,7 +69,7 @@ class Gram:
     @property
     def n(self) -> int:
         """Number of snapshots."""
-        return self.matrix.shape[0] - 1
+        return int(self.matrix.shape[0]) - 1
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (floats round-trip exactly through ``json``)."""
@@ -93,11 +93,13 @@ class Gram:
     def dot(self) -> np.ndarray:
         """Raw dot products ``<x_i, x_j>``, shape (n, n)."""
         rr, rd = self.matrix[0, 0], self.matrix[0, 1:]
-        return rr + rd[:, None] + rd[None, :] + self.matrix[1:, 1:]
+        out: np.ndarray = rr + rd[:, None] + rd[None, :] + self.matrix[1:, 1:]
+        return out
 
     def norms(self) -> np.ndarray:
         """Distances from the origin ``||x_i||``, shape (n,)."""
-        return np.sqrt(np.clip(np.diag(self.dot()), 0.0, None))
+        norms: np.ndarray = np.sqrt(np.clip(np.diag(self.dot()), 0.0, None))
+        return norms
 
     def distances(self) -> np.ndarray:
         """Euclidean distances ``||x_i - x_j||``, shape (n, n); symmetric, zero diagonal."""
@@ -123,7 +125,8 @@ class Gram:
         deltas = self.matrix[1:, 1:]
         out = deltas - deltas.mean(axis=0)[None, :]
         out = out - out.mean(axis=1)[:, None]
-        return 0.5 * (out + out.T)
+        symmetric: np.ndarray = 0.5 * (out + out.T)
+        return symmetric
 
 
 def _check_indices(indices: Sequence[int], n: int) -> np.ndarray:

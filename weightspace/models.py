@@ -70,7 +70,8 @@ class ConvNet(nn.Module):
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         x = self.dropout(F.relu(self.fc1(x.flatten(1))))
-        return self.fc2(x)
+        logits: torch.Tensor = self.fc2(x)
+        return logits
 
 
 class MLP(nn.Module):
@@ -93,7 +94,8 @@ class MLP(nn.Module):
         x = x.flatten(1)
         for layer in self.hidden:
             x = self.dropout(F.relu(layer(x)))
-        return self.out(x)
+        logits: torch.Tensor = self.out(x)
+        return logits
 
 
 def build_model(

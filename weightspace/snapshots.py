@@ -217,7 +217,7 @@ def header_length(prefix: bytes) -> int:
     (n,) = struct.unpack("<Q", prefix[:8])
     if n > 100 * 1024 * 1024:
         raise ValueError("safetensors header too large")
-    return 8 + n
+    return 8 + int(n)
 
 
 def parse_header(data: bytes) -> Header:

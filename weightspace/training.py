@@ -227,7 +227,7 @@ class Trainer:
             index = order[i : i + batch]
             loss = F.cross_entropy(run.model(x[index]), y[index])
             run.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             run.optimizer.step()
             total += loss.detach().double() * len(index)
         run.epoch += 1

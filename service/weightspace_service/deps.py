@@ -20,7 +20,8 @@ from weightspace_service.problems import Unavailable
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -29,7 +30,8 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 def get_store(request: Request) -> ObjectStore:
-    return request.app.state.store
+    store: ObjectStore = request.app.state.store
+    return store
 
 
 def get_celery(request: Request) -> Celery:

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -128,7 +129,12 @@ def get_experiment(session: Session, principal: Principal, experiment_id: uuid.U
 
 
 def list_experiments(
-    session: Session, principal: Principal, *, limit: int, after: tuple | None, status: str | None
+    session: Session,
+    principal: Principal,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+    status: str | None,
 ) -> list[Experiment]:
     """Newest first; ``after`` is the (created_at, id) of the last item of the previous page."""
     query = select(Experiment).where(Experiment.owner == principal.id)
@@ -181,7 +187,7 @@ class _Recorder:
     CANCEL_POLL_SECONDS = 2.0
 
     def __init__(
-        self, sessions: sessionmaker, store: ObjectStore, experiment_id: uuid.UUID
+        self, sessions: sessionmaker[Session], store: ObjectStore, experiment_id: uuid.UUID
     ) -> None:
         self.sessions = sessions
         self.store = store
@@ -229,14 +235,14 @@ class _Recorder:
             return False
         self._checked = now
         with self.sessions() as session:
-            return (
-                session.scalar(select(Experiment.status).where(Experiment.id == self.experiment_id))
-                == "cancelled"
+            status = session.scalar(
+                select(Experiment.status).where(Experiment.id == self.experiment_id)
             )
+            return status == "cancelled"
 
 
 def _finish(
-    sessions: sessionmaker, experiment_id: uuid.UUID, status: str, error: str | None = None
+    sessions: sessionmaker[Session], experiment_id: uuid.UUID, status: str, error: str | None = None
 ) -> None:
     with sessions() as session:
         experiment = session.get_one(Experiment, experiment_id)
@@ -249,7 +255,7 @@ def _finish(
 
 
 def execute(
-    sessions: sessionmaker,
+    sessions: sessionmaker[Session],
     store: ObjectStore,
     experiment_id: uuid.UUID,
     *,
@@ -267,7 +273,7 @@ def execute(
         if experiment is None:  # deleted, or never committed: nothing to do
             return "missing"
         if experiment.status in TERMINAL:
-            return experiment.status
+            return str(experiment.status)
         spec = ExperimentSpec.model_validate(experiment.spec)
         experiment.status = "running"
         experiment.started_at = experiment.started_at or utcnow()

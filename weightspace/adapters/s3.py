@@ -43,7 +43,8 @@ def _error_code(exc: ClientError) -> str:
 
 
 def _status(exc: ClientError) -> int | None:
-    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return None if status is None else int(status)
 
 
 class S3Store:

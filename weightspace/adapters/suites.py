@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import update
@@ -78,7 +79,7 @@ def suite_status(suite: Suite) -> str:
     return "queued" if statuses == {"queued"} else "running"
 
 
-def claim_report(sessions: sessionmaker, suite_id: uuid.UUID) -> bool:
+def claim_report(sessions: sessionmaker[Session], suite_id: uuid.UUID) -> bool:
     """Mark the report as being built, if every experiment has ended and nobody else has."""
     with sessions() as session:
         suite = session.get(Suite, suite_id)
@@ -90,7 +91,7 @@ def claim_report(sessions: sessionmaker, suite_id: uuid.UUID) -> bool:
             .values(report_status="building", updated_at=utcnow())
         )
         session.commit()
-        return claimed.rowcount == 1  # type: ignore[attr-defined]
+        return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _meta(suite: Suite, device: str) -> dict[str, str]:
@@ -119,7 +120,7 @@ def _meta(suite: Suite, device: str) -> dict[str, str]:
 def _line_loss(
     store: ObjectStore,
     result: ExperimentResult,
-    records: Iterable,
+    records: Iterable[Any],
     device: str,
     data_dir: Path | None,
     allow_download: bool,
@@ -133,7 +134,7 @@ def _line_loss(
 
 
 def build_report(
-    sessions: sessionmaker,
+    sessions: sessionmaker[Session],
     store: ObjectStore,
     suite_id: uuid.UUID,
     *,
@@ -180,12 +181,12 @@ def build_report(
 
 
 def _set_report(
-    sessions: sessionmaker,
+    sessions: sessionmaker[Session],
     suite_id: uuid.UUID,
     status: str,
     *,
     files: list[str] | None = None,
-    claims: list | None = None,
+    claims: list[dict[str, Any]] | None = None,
     error: str | None = None,
 ) -> None:
     with sessions() as session:

@@ -46,7 +46,10 @@ def preset_names() -> list[str]:
 def _raw(name: str) -> dict[str, Any]:
     if name not in preset_names():
         raise UnknownPreset(f"no preset {name!r}; presets: {', '.join(preset_names())}")
-    return json.loads(resources.files(__package__).joinpath(f"{name}.json").read_text())
+    preset: dict[str, Any] = json.loads(
+        resources.files(__package__).joinpath(f"{name}.json").read_text()
+    )
+    return preset
 
 
 def load_preset(name: str, dataset: str | None = None) -> Preset:

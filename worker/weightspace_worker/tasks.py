@@ -7,7 +7,7 @@ from functools import cache
 from typing import Any
 
 from celery import Task
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace.adapters import experiments, suites
 from weightspace.adapters.db import Experiment, make_engine, make_sessionmaker
@@ -18,7 +18,7 @@ from weightspace_worker.celery_app import app, settings
 
 
 @cache
-def _resources() -> tuple[sessionmaker, ObjectStore]:
+def _resources() -> tuple[sessionmaker[Session], ObjectStore]:
     # Created lazily in the process that runs tasks (after any fork), once. The worker writes
     # snapshots, so it creates the bucket if missing.
     sessions = make_sessionmaker(make_engine(settings.database_url))

@@ -6,8 +6,9 @@ import base64
 import json
 import logging
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -40,9 +41,10 @@ def _encode_cursor(*values: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> list:
+def _decode_cursor(cursor: str) -> list[Any]:
     try:
-        return json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        decoded: list[Any] = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return decoded
     except (ValueError, UnicodeDecodeError):
         raise usecases.InvalidQuery("cursor", "not a cursor returned by this API") from None
 
@@ -172,7 +174,7 @@ def download_snapshot(
     experiment = usecases.get_experiment(session, principal, experiment_id)
     record = usecases.get_snapshot_record(session, experiment, run, epoch)
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         for start in range(0, record.size, STREAM_CHUNK):
             yield store.get_range(record.key, start, min(start + STREAM_CHUNK, record.size))
 

@@ -161,4 +161,4 @@ def get_report_file(
 def get_claims(suite_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> ClaimsOut:
     """The claims table: each claim's measured figures, threshold and verdict."""
     suite = _ready(suite_id, session, principal)
-    return ClaimsOut(suite_id=suite.id, claims=suite.claims or [])  # type: ignore[arg-type]
+    return ClaimsOut(suite_id=suite.id, claims=suite.claims or [])
