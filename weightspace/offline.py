@@ -22,7 +22,7 @@ import torch
 from weightspace.analysis import gram
 from weightspace.claims import ExperimentResult, LineLoss
 from weightspace.data import Dataset, load_dataset
-from weightspace.presets import DATASETS, ROLES, load_preset, preset_names
+from weightspace.presets import load_preset, preset_names
 from weightspace.report import render_report, write_report
 from weightspace.snapshots import (
     LocalStore,
@@ -34,6 +34,7 @@ from weightspace.snapshots import (
 )
 from weightspace.spec import ExperimentSpec
 from weightspace.training import Trainer, loss_along_line
+from weightspace.vocabulary import DATASET_NAMES, ROLES
 
 Kept = list[tuple[int, int, Mapping[str, float], str]]  # run, epoch, metrics, snapshot key
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m weightspace.offline", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--preset", choices=preset_names(), default="quick")
-    parser.add_argument("--dataset", choices=DATASETS)
+    parser.add_argument("--dataset", choices=DATASET_NAMES)
     parser.add_argument(
         "--roles", default=",".join(ROLES), help="comma-separated experiments to run"
     )

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from weightspace import figures
 from weightspace.claims import Claim, ExperimentResult, LineLoss, evaluate_claims
-from weightspace.presets import ROLES
+from weightspace.vocabulary import ROLES
 
 FIGURE_NAMES = (
     "fig1-trajectory-pca",

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from weightspace.vocabulary import DatasetName
+
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
@@ -16,7 +18,7 @@ class DatasetSpec(BaseModel):
 
     model_config = _STRICT
 
-    name: Literal["mnist", "fashion-mnist", "digits"] = Field(
+    name: DatasetName = Field(
         description="`mnist` and `fashion-mnist` are read from IDX files; `digits` is scikit-learn's "
         "bundled 8x8 digits (1,347 train / 450 test), for fast runs."
     )

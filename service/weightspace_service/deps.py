@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
 from celery import Celery
 from fastapi import Depends, Query, Request
@@ -16,6 +16,7 @@ from weightspace.adapters.experiments import ANONYMOUS, Principal
 from weightspace.adapters.queue import TRAIN_TASK
 from weightspace.adapters.settings import Settings
 from weightspace.snapshots import ObjectStore
+from weightspace.vocabulary import Queue
 from weightspace_service.problems import Unavailable
 
 
@@ -50,7 +51,7 @@ StoreDep = Annotated[ObjectStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 QueueParam = Annotated[
-    Literal["gpu", "cpu"] | None,
+    Queue | None,
     Query(description="Worker queue; default from the server's settings."),
 ]
 

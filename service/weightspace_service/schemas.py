@@ -8,10 +8,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from weightspace import vocabulary
 from weightspace.adapters.db import Experiment, Run, SnapshotRecord, Suite
 from weightspace.spec import ExperimentSpec
 
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+Status = vocabulary.Status
 
 
 class Metrics(BaseModel):
@@ -229,7 +230,7 @@ class Readiness(BaseModel):
 
 
 class PresetExperimentOut(BaseModel):
-    role: Literal["trajectory", "independent-inits", "shared-init", "pretrained-clones"]
+    role: vocabulary.Role
     title: str
     spec: ExperimentSpec
 
@@ -252,8 +253,8 @@ class SuiteIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: Literal["quick", "paper"]
-    dataset: Literal["mnist", "fashion-mnist", "digits"] | None = Field(
+    preset: vocabulary.PresetName
+    dataset: vocabulary.DatasetName | None = Field(
         default=None, description="Default: the preset's (quick: fashion-mnist, paper: mnist)."
     )
 
@@ -264,7 +265,7 @@ class SuiteExperiment(BaseModel):
 
 
 class SuiteReport(BaseModel):
-    status: Literal["pending", "building", "ready", "failed"]
+    status: vocabulary.ReportStatus
     error: str | None
     url: str | None = Field(description="The HTML report, once ready.")
     files: list[str]

@@ -44,9 +44,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace import analysis
 from weightspace.adapters.db import (
-    TERMINAL,
     Experiment,
     GramCache,
     Run,
@@ -44,6 +43,7 @@ from weightspace.snapshots import (
 )
 from weightspace.spec import ExperimentSpec, plan_runs
 from weightspace.training import Cancelled, EpochProgress, Trainer
+from weightspace.vocabulary import TERMINAL
 
 
 @dataclass(frozen=True)

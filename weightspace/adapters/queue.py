@@ -6,10 +6,10 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from weightspace.adapters.settings import Settings
+from weightspace.vocabulary import QUEUES
 
 TRAIN_TASK = "weightspace.train_experiment"
 REPORT_TASK = "weightspace.build_report"
-QUEUES = ("gpu", "cpu")
 
 
 def _transport_options(settings: Settings) -> dict[str, object]:

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from weightspace.vocabulary import Queue
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WEIGHTSPACE_", extra="ignore", frozen=True)
@@ -27,7 +29,7 @@ class Settings(BaseSettings):
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     s3_region: str | None = None
-    default_queue: Literal["gpu", "cpu"] = "cpu"
+    default_queue: Queue = "cpu"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     # Longer than the longest run: a task not acknowledged within it is delivered again.
     visibility_timeout: int = 7 * 24 * 3600

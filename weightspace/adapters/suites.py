@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from weightspace.adapters.db import TERMINAL, Suite, utcnow
+from weightspace.adapters.db import Suite, utcnow
 from weightspace.adapters.experiments import (
     NotFound,
     Principal,
@@ -34,6 +34,7 @@ from weightspace.report import is_report_file, render_report
 from weightspace.snapshots import ObjectStore, get_snapshot
 from weightspace.spec import ExperimentSpec
 from weightspace.training import loss_along_line
+from weightspace.vocabulary import TERMINAL
 
 
 def report_key(suite_id: uuid.UUID, name: str) -> str:

@@ -10,13 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 from weightspace.spec import ExperimentSpec
-
-Role = Literal["trajectory", "independent-inits", "shared-init", "pretrained-clones"]
-ROLES: tuple[Role, ...] = ("trajectory", "independent-inits", "shared-init", "pretrained-clones")
-DATASETS = ("mnist", "fashion-mnist", "digits")
+from weightspace.vocabulary import DATASET_NAMES, PRESET_NAMES, ROLES, Role, describe
 
 
 class UnknownPreset(LookupError):
@@ -39,13 +36,19 @@ class Preset:
 
 
 def preset_names() -> list[str]:
+    """The presets, in the order of :data:`weightspace.vocabulary.PRESET_NAMES`."""
+    return list(PRESET_NAMES)
+
+
+def preset_files() -> list[str]:
+    """The preset files shipped in this package (a test checks they match the names)."""
     files = resources.files(__package__).iterdir()
     return sorted(f.name.removesuffix(".json") for f in files if f.name.endswith(".json"))
 
 
 def _raw(name: str) -> dict[str, Any]:
     if name not in preset_names():
-        raise UnknownPreset(f"no preset {name!r}; presets: {', '.join(preset_names())}")
+        raise UnknownPreset(f"no preset {name!r}; presets: {describe(PRESET_NAMES)}")
     preset: dict[str, Any] = json.loads(
         resources.files(__package__).joinpath(f"{name}.json").read_text()
     )
@@ -56,8 +59,8 @@ def load_preset(name: str, dataset: str | None = None) -> Preset:
     """The preset's four experiments on ``dataset`` (default: the preset's own)."""
     raw = _raw(name)
     dataset = dataset or raw["dataset"]
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    if dataset not in DATASET_NAMES:
+        raise ValueError(f"dataset must be {describe(DATASET_NAMES)}, got {dataset!r}")
     experiments = []
     for role in ROLES:
         entry = raw["experiments"][role]

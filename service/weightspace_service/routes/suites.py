@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from weightspace.adapters import suites as usecases
 from weightspace.adapters.experiments import Conflict
 from weightspace.presets import load_preset, preset_names
+from weightspace.vocabulary import DatasetName, PresetName
 from weightspace_service.deps import PrincipalDep, SessionDep, StoreDep, SubmissionDep
 from weightspace_service.problems import problem_responses
 from weightspace_service.schemas import (
@@ -53,8 +54,8 @@ def list_presets() -> PresetList:
 
 @router.get("/presets/{name}", response_model=PresetOut, responses=problem_responses(422))
 def get_preset(
-    name: Literal["quick", "paper"],
-    dataset: Annotated[Literal["mnist", "fashion-mnist", "digits"] | None, Query()] = None,
+    name: PresetName,
+    dataset: Annotated[DatasetName | None, Query()] = None,
 ) -> PresetOut:
     """One preset's four experiment specs, on the data set asked for."""
     return _preset_out(name, dataset)

@@ -1,0 +1,42 @@
+"""The service's fixed vocabularies, one source for each: statuses, queues, data sets, presets.
+
+Each is a ``Literal`` type (so pydantic schemas and the OpenAPI document list the values inline)
+with its values as a tuple derived from it. The database, the API schemas, the routes, the
+presets and the trainer import them from here; the light client, which must not import the core,
+keeps its own copies and a test checks them against the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+#: An experiment's (and a run's) life: queued -> running -> one of the terminal states.
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+TERMINAL: frozenset[Status] = frozenset({"succeeded", "failed", "cancelled"})
+
+#: A suite's report job.
+ReportStatus = Literal["pending", "building", "ready", "failed"]
+REPORT_STATUSES: tuple[ReportStatus, ...] = get_args(ReportStatus)
+
+#: Worker queues: ``gpu`` workers use CUDA when they have it; ``cpu`` tasks never touch it.
+Queue = Literal["gpu", "cpu"]
+QUEUES: tuple[Queue, ...] = get_args(Queue)
+
+#: Data sets the trainer can load (``weightspace.data`` says where each comes from).
+DatasetName = Literal["mnist", "fashion-mnist", "digits"]
+DATASET_NAMES: tuple[DatasetName, ...] = get_args(DatasetName)
+
+#: Presets shipped as ``weightspace/presets/<name>.json`` (a test checks the files match).
+PresetName = Literal["quick", "paper"]
+PRESET_NAMES: tuple[PresetName, ...] = get_args(PresetName)
+
+#: The paper's four experiments, as every preset defines them.
+Role = Literal["trajectory", "independent-inits", "shared-init", "pretrained-clones"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+
+def describe(values: tuple[str, ...]) -> str:
+    """``a``, ``b`` or ``c``: for error messages."""
+    quoted = [f"`{value}`" for value in values]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
