@@ -65,7 +65,7 @@ def test_api_and_worker_processes_on_real_services(
                     [
                         sys.executable,
                         "-m",
-                        "worker",
+                        "weightspace_worker",
                         "--queues",
                         "gpu,cpu",
                         "--pool",

@@ -46,7 +46,7 @@ def start_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen:
             [
                 sys.executable,
                 "-m",
-                "worker",
+                "weightspace_worker",
                 "--queues",
                 "cpu",
                 "--pool",
