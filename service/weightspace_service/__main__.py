@@ -20,10 +20,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     settings = Settings()
+    settings.configure_logging()
     settings.prepare_home()
     if not args.no_migrate:
         upgrade(settings.database_url)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    # log_config=None: uvicorn keeps the one configuration set above.
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None)
 
 
 if __name__ == "__main__":

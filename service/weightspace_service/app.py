@@ -15,6 +15,7 @@ from weightspace.adapters.settings import Settings
 from weightspace.adapters.storage import store_for
 from weightspace.snapshots import ObjectStore
 from weightspace_service import problems
+from weightspace_service.requests import RequestContext
 from weightspace_service.routes import analysis, experiments, health, suites
 
 API_VERSION = "0.1.0"
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=problems.problem_responses(500),
     )
     problems.install(app)
+    app.add_middleware(RequestContext)
     app.include_router(experiments.router)
     app.include_router(analysis.router)
     app.include_router(suites.router)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from weightspace.adapters import logs
 from weightspace.adapters.experiments import Conflict, InvalidQuery, NotFound
 
 PROBLEM_JSON = "application/problem+json"
@@ -38,6 +39,10 @@ class Problem(BaseModel):
     detail: str | None = None
     instance: str | None = None
     errors: list[FieldError] | None = None
+    request_id: str | None = Field(
+        default=None,
+        description="The request's id (also in the `X-Request-ID` header and the server's log).",
+    )
 
 
 def problem_response(
@@ -48,7 +53,12 @@ def problem_response(
     errors: list[FieldError] | None = None,
 ) -> JSONResponse:
     body = Problem(
-        title=title, status=status, detail=detail, instance=request.url.path, errors=errors
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+        request_id=logs.current("request_id"),
     )
     return JSONResponse(
         body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import get_args
 
+from weightspace_service.openapi import document
+
 from weightspace import vocabulary
 from weightspace.presets import load_preset, preset_files
-from weightspace_service.openapi import document
 
 
 def test_preset_files_are_the_preset_names() -> None:
@@ -23,8 +24,8 @@ def test_every_preset_defines_the_four_roles_on_every_data_set() -> None:
 
 
 def test_terminal_statuses_are_statuses() -> None:
-    assert vocabulary.TERMINAL < set(vocabulary.STATUSES)
-    assert vocabulary.STATUSES == get_args(vocabulary.Status)
+    assert set(vocabulary.STATUSES) > vocabulary.TERMINAL
+    assert get_args(vocabulary.Status) == vocabulary.STATUSES
 
 
 def test_the_api_lists_each_vocabulary_from_the_core() -> None:

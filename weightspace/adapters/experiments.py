@@ -8,6 +8,7 @@ training or analysis math, which lives in the core (``weightspace.training``,
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace import analysis
+from weightspace.adapters import logs
 from weightspace.adapters.db import (
     Experiment,
     GramCache,
@@ -44,6 +46,8 @@ from weightspace.snapshots import (
 from weightspace.spec import ExperimentSpec, plan_runs
 from weightspace.training import Cancelled, EpochProgress, Trainer
 from weightspace.vocabulary import TERMINAL
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,14 @@ class _Recorder:
             self.store.delete_prefix(previous)  # superseded, now that the database points past it
 
     def progress(self, progress: EpochProgress) -> None:
+        with logs.context(run=progress.run, epoch=progress.epoch):
+            log.info(
+                "epoch %d/%d: train loss %.4f (%.1f s)",
+                progress.epoch,
+                progress.final_epoch,
+                progress.train_loss,
+                progress.seconds,
+            )
         with self.sessions() as session:
             run = session.get_one(Run, (self.experiment_id, progress.run))
             run.epoch, run.train_loss = progress.epoch, progress.train_loss
@@ -286,6 +298,7 @@ def execute(
             if run.state_key is not None:
                 resume[run.run] = decode_state(store.get(run.state_key))
         session.commit()
+    log.info("training runs %s on %s (%d resumed from a stored state)", todo, device, len(resume))
 
     recorder = _Recorder(sessions, store, experiment_id)
     try:
@@ -298,11 +311,14 @@ def execute(
             should_stop=recorder.cancelled,
         )
     except Cancelled:
+        log.info("cancelled")
         _finish(sessions, experiment_id, "cancelled")
         return "cancelled"
     except Exception as error:
+        log.exception("failed")
         _finish(sessions, experiment_id, "failed", f"{type(error).__name__}: {error}")
         raise
+    log.info("succeeded")
     _finish(sessions, experiment_id, "succeeded")
     return "succeeded"
 

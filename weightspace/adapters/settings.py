@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # Longer than the longest run: a task not acknowledged within it is delivered again.
     visibility_timeout: int = 7 * 24 * 3600
     auth: Literal["none"] = "none"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for collectors
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
@@ -59,6 +61,12 @@ class Settings(BaseSettings):
             for u in (self.database_url, self.broker_url, self.storage_url)
         ):
             self.home.resolve().mkdir(parents=True, exist_ok=True)
+
+    def configure_logging(self) -> None:
+        """The one logging configuration of the API and the worker (weightspace.adapters.logs)."""
+        from weightspace.adapters.logs import configure
+
+        configure(self.log_level, self.log_format)
 
     def resolved_device(self) -> str:
         if self.device != "auto":

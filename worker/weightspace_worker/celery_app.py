@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from celery.signals import setup_logging, worker_ready, worker_shutdown
+
 from weightspace.adapters.queue import make_celery
 from weightspace.adapters.settings import Settings
+from weightspace_worker import health
 
 settings = Settings()
 app = make_celery(settings)
 app.conf.include = ["weightspace_worker.tasks"]
+
+
+@setup_logging.connect
+def _configure_logging(**_: Any) -> None:
+    # Connecting here replaces Celery's own logging set-up with the service's one.
+    settings.configure_logging()
+
+
+@worker_ready.connect
+def _start_heartbeat(**_: Any) -> None:
+    health.start(app, health.heartbeat_file(settings))
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    health.stop()

@@ -9,7 +9,7 @@ from typing import Any
 from celery import Task
 from sqlalchemy.orm import Session, sessionmaker
 
-from weightspace.adapters import experiments, suites
+from weightspace.adapters import experiments, logs, suites
 from weightspace.adapters.db import Experiment, make_engine, make_sessionmaker
 from weightspace.adapters.queue import REPORT_TASK, TRAIN_TASK
 from weightspace.adapters.storage import store_for
@@ -42,12 +42,13 @@ def train_experiment(self: Task, experiment_id: str) -> str:
     """Train one experiment to the end (or resume it after a lost worker)."""
     sessions, store = _resources()
     try:
-        return experiments.execute(
-            sessions,
-            store,
-            uuid.UUID(experiment_id),
-            **_job_options(self),
-        )
+        with logs.context(experiment_id=experiment_id):
+            return experiments.execute(
+                sessions,
+                store,
+                uuid.UUID(experiment_id),
+                **_job_options(self),
+            )
     finally:
         with sessions() as session:
             experiment = session.get(Experiment, uuid.UUID(experiment_id))
@@ -62,9 +63,10 @@ def train_experiment(self: Task, experiment_id: str) -> str:
 def build_report(self: Task, suite_id: str) -> list[str]:
     """Evaluate, render and store a finished suite's report (figures and claims)."""
     sessions, store = _resources()
-    return suites.build_report(
-        sessions,
-        store,
-        uuid.UUID(suite_id),
-        **_job_options(self),
-    )
+    with logs.context(suite_id=suite_id):
+        return suites.build_report(
+            sessions,
+            store,
+            uuid.UUID(suite_id),
+            **_job_options(self),
+        )
