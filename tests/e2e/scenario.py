@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from safetensors.numpy import load_file
+
 from weightspace_client import WeightspaceClient
 
 SPEC = {

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import redis
 from safetensors.numpy import load_file
-from weightspace_client import WeightspaceClient
 
 from tests.e2e.scenario import free_port, stop, wait_healthy
 from weightspace.data import load_dataset
 from weightspace.snapshots import Snapshot, TrainState
 from weightspace.spec import ExperimentSpec
 from weightspace.training import Trainer
+from weightspace_client import WeightspaceClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,12 +18,12 @@ from fastapi.testclient import TestClient
 from scipy.spatial.distance import pdist, squareform
 from sklearn.decomposition import PCA
 from sqlalchemy import func, select
-from weightspace_service.app import create_app
 
 from weightspace.adapters import experiments as usecases
 from weightspace.adapters.db import Experiment, GramCache
 from weightspace.adapters.settings import Settings
 from weightspace.snapshots import decode_snapshot
+from weightspace_service.app import create_app
 
 pytestmark = pytest.mark.integration
 

@@ -18,11 +18,11 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from weightspace_service.app import create_app
-from weightspace_service.openapi import DOCUMENT
 
 from weightspace.adapters import experiments as usecases
 from weightspace.adapters.settings import Settings
+from weightspace_service.app import create_app
+from weightspace_service.openapi import DOCUMENT
 
 pytestmark = pytest.mark.integration
 

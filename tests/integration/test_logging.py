@@ -54,9 +54,8 @@ def test_context_fields_reach_every_line_and_unknown_fields_are_refused(
     inside, outside = lines(captured)[-2:]
     assert (inside["experiment_id"], inside["run"], inside["message"]) == ("e1", 3, "inside")
     assert "experiment_id" not in outside and "run" not in outside
-    with pytest.raises(ValueError, match="unknown"):
-        with logs.context(colour="red"):
-            pass
+    with pytest.raises(ValueError, match="unknown"), logs.context(colour="red"):
+        pass
 
 
 def test_request_ids_in_header_problem_and_access_log(

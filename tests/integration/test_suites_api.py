@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from weightspace_service.app import create_app
 
 from weightspace.adapters.settings import Settings
+from weightspace_service.app import create_app
 
 pytestmark = pytest.mark.integration
 
