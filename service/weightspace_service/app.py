@@ -15,8 +15,12 @@ from weightspace.adapters.settings import Settings
 from weightspace.adapters.storage import store_for
 from weightspace.snapshots import ObjectStore
 from weightspace_service import problems
+from weightspace_service.protocol import BodyLimitMiddleware, MethodsMiddleware, route_table
 from weightspace_service.requests import RequestContext
 from weightspace_service.routes import analysis, experiments, health, suites
+
+# Every router the app serves: included in this order, and the table behind `Allow` headers.
+ROUTERS = (experiments.router, analysis.router, suites.router, health.router)
 
 API_VERSION = "0.1.0"
 log = logging.getLogger(__name__)
@@ -63,12 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
-        responses=problems.problem_responses(500),
+        responses=problems.problem_responses(413, 500),
     )
+    for router in ROUTERS:
+        app.include_router(router)
+    app.state.routes = route_table(app.router.routes, ROUTERS)
     problems.install(app)
     app.add_middleware(RequestContext)
-    app.include_router(experiments.router)
-    app.include_router(analysis.router)
-    app.include_router(suites.router)
-    app.include_router(health.router)
+    app.add_middleware(MethodsMiddleware, table=lambda: app.state.routes)
+    # Counted while the body streams in: a larger one is refused (413) without being read whole.
+    app.add_middleware(
+        BodyLimitMiddleware, limit=settings.max_body_bytes, refuse=problems.send_problem
+    )
     return app

@@ -10,10 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.types import Message, Scope, Send
 
 from weightspace.adapters import logs
 from weightspace.adapters.experiments import Conflict, InvalidQuery, NotFound
+from weightspace_service.protocol import allowed_methods
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -78,6 +79,17 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+async def send_problem(scope: Scope, send: Send, exc: StarletteHTTPException) -> None:
+    """Answer ``exc`` as a problem document straight from ASGI middleware."""
+    request = Request(scope)
+    response = problem_response(request, exc.status_code, _title(exc.status_code), exc.detail)
+    await response(scope, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
 def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
     return [FieldError(field=_field_path(e["loc"]), message=e["msg"]) for e in exc.errors()]
 
@@ -119,23 +131,14 @@ def install(app: FastAPI) -> None:
         )
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
-            response.headers["Allow"] = ", ".join(_allowed_methods(request))
+            table = request.app.state.routes
+            response.headers["Allow"] = ", ".join(allowed_methods(table, request.url.path))
         return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
         return problem_response(request, 500, "Internal server error", "the error has been logged")
-
-
-def _allowed_methods(request: Request) -> list[str]:
-    """Every documented method of the requested path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods - {"HEAD"})
 
 
 def _title(status: int) -> str:
@@ -153,6 +156,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "The body is not valid JSON",
         404: "Not found",
         409: "Not available in the experiment's current state",
+        413: "The request body exceeds `WEIGHTSPACE_MAX_BODY_BYTES`",
         422: "Invalid request; `errors` names each field",
         500: "Unexpected server error",
         503: "A dependency is unavailable",

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     auth: Literal["none"] = "none"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"  # json: one object per line, for collectors
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, description="Largest request body accepted (413 above)."
+    )
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:

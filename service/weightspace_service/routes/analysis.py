@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query
 
 from weightspace.adapters import experiments as usecases
 from weightspace_service.deps import PrincipalDep, SessionDep, StoreDep
+from weightspace_service.params import INT32_MAX, BoundedInt
 from weightspace_service.problems import problem_responses
+from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
     DistancesOut,
     Metrics,
@@ -20,7 +22,9 @@ from weightspace_service.schemas import (
     TrajectoryPoint,
 )
 
-router = APIRouter(prefix="/experiments/{experiment_id}", tags=["analysis"])
+router = APIRouter(
+    prefix="/experiments/{experiment_id}", tags=["analysis"], route_class=StrictJSONRoute
+)
 
 
 @router.get("/pca", response_model=PCAOut, responses=problem_responses(404, 409, 422))
@@ -33,10 +37,12 @@ def get_pca(
         int, Query(ge=1, le=64, description="Number of principal components.")
     ] = 2,
     runs: Annotated[
-        list[int] | None, Query(max_length=64, description="Runs to include (repeatable).")
+        list[BoundedInt] | None,
+        Query(max_length=64, description="Runs to include (repeatable)."),
     ] = None,
     epochs: Annotated[
-        list[int] | None, Query(max_length=256, description="Epochs to include (repeatable).")
+        list[BoundedInt] | None,
+        Query(max_length=256, description="Epochs to include (repeatable)."),
     ] = None,
 ) -> PCAOut:
     """Joint PCA of the selected snapshots (default: all runs, all epochs).
@@ -71,6 +77,7 @@ def get_distances(
         int | None,
         Query(
             ge=0,
+            le=INT32_MAX,
             description="Default: the final epoch (while running, the latest epoch every run has reached).",
         ),
     ] = None,

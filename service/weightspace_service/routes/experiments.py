@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -16,7 +16,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from weightspace.adapters import experiments as usecases
 from weightspace.spec import ExperimentSpec
 from weightspace_service.deps import PrincipalDep, SessionDep, StoreDep, SubmissionDep
+from weightspace_service.params import INT32_MAX, Cursor, EpochPath, Limit, RunPath
 from weightspace_service.problems import problem_responses
+from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
     ExperimentOut,
     ExperimentPage,
@@ -27,13 +29,9 @@ from weightspace_service.schemas import (
     Status,
 )
 
-router = APIRouter(prefix="/experiments", tags=["experiments"])
+router = APIRouter(prefix="/experiments", tags=["experiments"], route_class=StrictJSONRoute)
 log = logging.getLogger(__name__)
 
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
-Cursor = Annotated[
-    str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
-]
 STREAM_CHUNK = 1 << 20
 
 
@@ -41,12 +39,15 @@ def _encode_cursor(*values: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> list[Any]:
+def _bad_cursor() -> usecases.InvalidQuery:
+    return usecases.InvalidQuery("cursor", "not a cursor returned by this API")
+
+
+def _decode_cursor(cursor: str) -> object:
     try:
-        decoded: list[Any] = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return decoded
-    except (ValueError, UnicodeDecodeError):
-        raise usecases.InvalidQuery("cursor", "not a cursor returned by this API") from None
+        return json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, UnicodeError, RecursionError):
+        raise _bad_cursor() from None
 
 
 @router.post(
@@ -89,10 +90,16 @@ def list_experiments(
     after = None
     if cursor is not None:
         values = _decode_cursor(cursor)
+        if not (
+            isinstance(values, list)
+            and len(values) == 2
+            and all(isinstance(v, str) for v in values)
+        ):
+            raise _bad_cursor()
         try:
             after = (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
-        except (TypeError, ValueError, IndexError, KeyError):
-            raise usecases.InvalidQuery("cursor", "not a cursor returned by this API") from None
+        except ValueError:
+            raise _bad_cursor() from None
     items = usecases.list_experiments(session, principal, limit=limit, after=after, status=status)
     next_cursor = (
         _encode_cursor(items[-1].created_at.isoformat(), str(items[-1].id))
@@ -124,7 +131,7 @@ def list_runs(experiment_id: uuid.UUID, session: SessionDep, principal: Principa
 )
 def list_snapshots(
     experiment_id: uuid.UUID,
-    run: int,
+    run: RunPath,
     session: SessionDep,
     principal: PrincipalDep,
     limit: Limit = 100,
@@ -135,8 +142,13 @@ def list_snapshots(
     after = None
     if cursor is not None:
         values = _decode_cursor(cursor)
-        if not (isinstance(values, list) and len(values) == 1 and isinstance(values[0], int)):
-            raise usecases.InvalidQuery("cursor", "not a cursor returned by this API")
+        if not (
+            isinstance(values, list)
+            and len(values) == 1
+            and type(values[0]) is int  # not a bool
+            and 0 <= values[0] <= INT32_MAX
+        ):
+            raise _bad_cursor()
         after = values[0]
     records = usecases.list_snapshots(session, experiment, run, limit=limit, after_epoch=after)
     next_cursor = _encode_cursor(records[-1].epoch) if len(records) == limit else None
@@ -164,8 +176,8 @@ def list_snapshots(
 )
 def download_snapshot(
     experiment_id: uuid.UUID,
-    run: int,
-    epoch: int,
+    run: RunPath,
+    epoch: EpochPath,
     session: SessionDep,
     principal: PrincipalDep,
     store: StoreDep,

@@ -7,9 +7,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from weightspace.adapters.migrate import check as check_migrated
+from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import Health, Readiness
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
 
 
 @router.get("/health", response_model=Health)

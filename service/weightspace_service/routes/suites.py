@@ -14,6 +14,7 @@ from weightspace.presets import load_preset, preset_names
 from weightspace.vocabulary import DatasetName, PresetName
 from weightspace_service.deps import PrincipalDep, SessionDep, StoreDep, SubmissionDep
 from weightspace_service.problems import problem_responses
+from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
     ClaimsOut,
     PresetExperimentOut,
@@ -23,7 +24,7 @@ from weightspace_service.schemas import (
     SuiteOut,
 )
 
-router = APIRouter(tags=["suites"])
+router = APIRouter(tags=["suites"], route_class=StrictJSONRoute)
 
 CONTENT_TYPES = {
     "html": "text/html; charset=utf-8",

@@ -1,0 +1,19 @@
+"""Path and query parameters shared by the routes, bounded so that the OpenAPI document shows the
+bounds and no integer reaches the database out of its column's range (``Integer``: 32 bits)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query
+from pydantic import Field
+
+INT32_MAX = 2**31 - 1
+
+RunPath = Annotated[int, Path(ge=0, le=INT32_MAX, description="Run index (0-based).")]
+EpochPath = Annotated[int, Path(ge=0, le=INT32_MAX, description="Epoch of the snapshot.")]
+BoundedInt = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+]
