@@ -80,15 +80,23 @@ class Gram:
         return cls(matrix=np.array(data["matrix"], dtype=np.float64), size=int(data["size"]))
 
     def subset(self, indices: Sequence[int]) -> Gram:
-        """Gram of snapshots ``indices`` (in that order), referenced to ``indices[0]``; no I/O."""
+        """Gram of snapshots ``indices`` (in that order), referenced to ``indices[0]``; no I/O.
+
+        With ``a = indices[0]``, the new rows are ``r' = r + d_a`` and ``d'_k = d_{i_k} - d_a``;
+        their inner products are sums of the old entries, in ``O(m^2)`` for ``m`` indices.
+        """
         idx = _check_indices(indices, self.n)
-        # New rows: r' = r + d_a and d'_k = d_{i_k} - d_a, i.e. new = T @ old.
-        transform = np.zeros((len(idx) + 1, self.n + 1))
-        transform[0, 0] = 1.0
-        transform[0, 1 + idx[0]] += 1.0
-        transform[np.arange(1, len(idx) + 1), 1 + idx] += 1.0
-        transform[1:, 1 + idx[0]] -= 1.0
-        return Gram(matrix=transform @ self.matrix @ transform.T, size=self.size)
+        a = idx[0]
+        rr, rd, dd = self.matrix[0, 0], self.matrix[0, 1:], self.matrix[1:, 1:]
+        daa = dd[a, a]
+        picked = dd[np.ix_(idx, idx)]
+        to_a = dd[idx, a]
+        out = np.empty((len(idx) + 1, len(idx) + 1), dtype=np.float64)
+        out[0, 0] = rr + 2.0 * rd[a] + daa
+        out[0, 1:] = rd[idx] - rd[a] + dd[a, idx] - daa
+        out[1:, 0] = out[0, 1:]
+        out[1:, 1:] = picked - to_a[:, None] - to_a[None, :] + daa
+        return Gram(matrix=out, size=self.size)
 
     def dot(self) -> np.ndarray:
         """Raw dot products ``<x_i, x_j>``, shape (n, n)."""
@@ -185,6 +193,58 @@ def gram(sources: Sequence[VectorSource], *, chunk_elements: int | None = None) 
         block[1:] -= block[0]
         total += block @ block.T  # one syrk per chunk
     return Gram(matrix=total, size=size)
+
+
+def extend_gram(
+    base: Gram,
+    old: Sequence[VectorSource],
+    new: Sequence[VectorSource],
+    *,
+    chunk_elements: int | None = None,
+) -> Gram:
+    """The Gram of ``old + new`` from ``base``, the Gram of ``old``: only the new rows are computed.
+
+    ``base`` is re-used as it is (its entries are copied bit for bit); each chunk of every vector
+    is read once, in order, to form the new rows ``<r, d_j>``, ``<d_i, d_j>`` and ``<d_j, d_k>``
+    for new ``j, k``, which cost ``O((n + k) k P)`` instead of ``O((n + k)^2 P)`` from scratch.
+    The reference stays ``old[0]``.
+    """
+    old, new = list(old), list(new)
+    if len(old) != base.n:
+        raise ValueError(f"base has {base.n} snapshots but {len(old)} old vectors were given")
+    if not new:
+        return base
+    size = base.size
+    if any(int(s.size) != size for s in [*old, *new]):
+        raise ValueError(f"vectors differ in size from the base's {size}")
+    n, k = len(old), len(new)
+    if chunk_elements is None:
+        chunk_elements = max(1024, DEFAULT_BUFFER_BYTES // (8 * (n + k + 1)))
+    if chunk_elements < 1:
+        raise ValueError("chunk_elements must be positive")
+    chunk = min(int(chunk_elements), size)
+    buffer = np.empty((n + k + 1, chunk), dtype=np.float64)
+    cross = np.zeros((n + 1, k), dtype=np.float64)  # [r, d_old] x d_new
+    inner = np.zeros((k, k), dtype=np.float64)  # d_new x d_new
+    for start in range(0, size, chunk):
+        stop = min(start + chunk, size)
+        block = buffer[:, : stop - start]
+        for i, source in enumerate([*old, *new]):
+            values = source.read(start, stop)
+            if values.shape != (stop - start,):
+                raise ValueError(f"vector {i} returned {values.shape} for [{start}, {stop})")
+            block[i + 1] = values
+        block[0] = block[1]
+        block[1:] -= block[0]
+        fresh = block[n + 1 :]
+        cross += block[: n + 1] @ fresh.T
+        inner += fresh @ fresh.T
+    matrix = np.empty((n + k + 1, n + k + 1), dtype=np.float64)
+    matrix[: n + 1, : n + 1] = base.matrix
+    matrix[: n + 1, n + 1 :] = cross
+    matrix[n + 1 :, : n + 1] = cross.T
+    matrix[n + 1 :, n + 1 :] = inner
+    return Gram(matrix=matrix, size=size)
 
 
 @dataclass(frozen=True, eq=False)

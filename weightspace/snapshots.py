@@ -48,6 +48,11 @@ class ObjectNotFound(KeyError):
     """Raised when a store has no object under the requested key."""
 
 
+class StoreUnavailable(OSError):
+    """The store cannot be reached or answered with a server error: a transient fault, worth
+    retrying (unlike :class:`ObjectNotFound` and :class:`ChecksumError`)."""
+
+
 def sha256_hex(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 

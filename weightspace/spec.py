@@ -82,6 +82,11 @@ class OptimizerSpec(BaseModel):
         return self
 
 
+#: Most snapshots one experiment may capture (replicas x snapshot epochs). Analyses hold the
+#: float64 Gram matrix of all of them: 4,096 snapshots make a 128 MiB matrix.
+MAX_SNAPSHOTS = 4096
+
+
 class ExperimentSpec(BaseModel):
     """One experiment: ``replicas`` runs of the same model, seeded as ``init``/``data_order`` say.
 
@@ -115,6 +120,11 @@ class ExperimentSpec(BaseModel):
     def _check(self) -> ExperimentSpec:
         if self.pretrain_epochs > 0 and self.init != "shared":
             raise ValueError("pretrain_epochs > 0 clones one model: set init='shared'")
+        if (count := self.replicas * len(self.snapshot_epochs())) > MAX_SNAPSHOTS:
+            raise ValueError(
+                f"replicas x snapshot epochs = {count} snapshots; at most {MAX_SNAPSHOTS} "
+                "(raise snapshot_every or lower replicas)"
+            )
         return self
 
     @property

@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from threadpoolctl import threadpool_limits
 
+from weightspace.adapters.analyses import Analyzer
 from weightspace.adapters.db import make_engine, make_sessionmaker
 from weightspace.adapters.queue import make_celery
 from weightspace.adapters.settings import Settings
@@ -51,9 +53,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = make_sessionmaker(app.state.engine)
         app.state.store = _open_store(settings)
         app.state.celery = make_celery(settings)
+        # One BLAS thread per analysis: the pool gives the parallelism, and many threads each
+        # starting BLAS's own pool of threads would oversubscribe the cores.
+        blas = threadpool_limits(limits=settings.analysis_blas_threads, user_api="blas")
+        app.state.analyzer = Analyzer(
+            app.state.store,
+            app.state.sessions,
+            workers=settings.analysis_workers,
+            memory_bytes=settings.analysis_memory_bytes,
+        )
         try:
             yield
         finally:
+            app.state.analyzer.shutdown()
+            blas.restore_original_limits()
             app.state.engine.dispose()
 
     app = FastAPI(

@@ -9,8 +9,9 @@ from typing import Annotated
 
 from celery import Celery
 from fastapi import Depends, Query, Request
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from weightspace.adapters.analyses import Analyzer
 from weightspace.adapters.db import Experiment
 from weightspace.adapters.experiments import ANONYMOUS, Principal
 from weightspace.adapters.queue import TRAIN_TASK
@@ -35,6 +36,15 @@ def get_store(request: Request) -> ObjectStore:
     return store
 
 
+def get_sessions(request: Request) -> sessionmaker:
+    """The session factory, for handlers that must not hold a connection while they compute."""
+    return request.app.state.sessions  # type: ignore[no-any-return]
+
+
+def get_analyzer(request: Request) -> Analyzer:
+    return request.app.state.analyzer  # type: ignore[no-any-return]
+
+
 def get_celery(request: Request) -> Celery:
     return request.app.state.celery
 
@@ -47,6 +57,8 @@ def get_principal(settings: Annotated[Settings, Depends(get_settings)]) -> Princ
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
+SessionsDep = Annotated[sessionmaker, Depends(get_sessions)]
+AnalyzerDep = Annotated[Analyzer, Depends(get_analyzer)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -9,11 +9,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Scope, Send
 
 from weightspace.adapters import logs
 from weightspace.adapters.experiments import Conflict, InvalidQuery, NotFound
+from weightspace.adapters.gram_store import DamagedSnapshot
+from weightspace.snapshots import StoreUnavailable
 from weightspace_service.protocol import allowed_methods
 
 PROBLEM_JSON = "application/problem+json"
@@ -120,9 +124,33 @@ def install(app: FastAPI) -> None:
     async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
         return problem_response(request, 409, "Not available yet", str(exc))
 
+    @app.exception_handler(DamagedSnapshot)
+    async def _damaged(request: Request, exc: DamagedSnapshot) -> JSONResponse:
+        return problem_response(request, 409, "Damaged snapshot", str(exc))
+
     @app.exception_handler(Unavailable)
     async def _unavailable(request: Request, exc: Unavailable) -> JSONResponse:
         return problem_response(request, 503, "Service unavailable", str(exc))
+
+    # Handled here (not by the catch-all below, which Starlette re-raises to the server, which
+    # then drops the connection): a dependency's outage is a 503 on a connection that stays open.
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _is_outage(exc):
+            return await _unexpected(request, exc)
+        log.warning("database unavailable on %s: %s", request.url.path, type(exc).__name__)
+        response = problem_response(
+            request, 503, "Service unavailable", "the database is unreachable; try again shortly"
+        )
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        response = problem_response(request, 503, "Service unavailable", str(exc))
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -138,7 +166,31 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
-        return problem_response(request, 500, "Internal server error", "the error has been logged")
+        response = problem_response(
+            request, 500, "Internal server error", "the error has been logged"
+        )
+        # The server closes the connection after an unhandled error: say so.
+        response.headers["Connection"] = "close"
+        return response
+
+
+def _is_outage(exc: DBAPIError) -> bool:
+    """An OperationalError that means "cannot reach / lost the database" (not a bad query)."""
+    text = str(exc.orig).lower()
+    return any(
+        marker in text
+        for marker in (
+            "connection",
+            "could not connect",
+            "server closed",
+            "terminating",
+            "timeout",
+            "timed out",
+            "database is locked",
+            "unable to open",
+            "the database system is",
+        )
+    )
 
 
 def _title(status: int) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 from scipy.spatial.distance import pdist, squareform
 from sklearn.decomposition import PCA
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from weightspace.adapters import experiments as usecases
-from weightspace.adapters.db import Experiment, GramCache
+from weightspace.adapters.db import Experiment
 from weightspace.adapters.settings import Settings
 from weightspace.snapshots import decode_snapshot
 from weightspace_service.app import create_app
@@ -246,12 +247,17 @@ def test_analysis_queries_out_of_range_are_named(client: TestClient) -> None:
 def test_gram_is_cached_until_a_snapshot_arrives(client: TestClient, tmp_path: Path) -> None:
     experiment_id = train(client, {**SPEC, "epochs": 2})
     first = client.get(f"/experiments/{experiment_id}/pca").json()
-    sessions = client.app.state.sessions  # type: ignore[attr-defined]
-    with sessions() as session:
-        assert session.get(GramCache, uuid.UUID(experiment_id)).snapshots == 9
-    # A repeated call does no heavy work: it answers without reading any snapshot.
-    removed = client.app.state.store.delete_prefix(f"experiments/{uuid.UUID(experiment_id).hex}/")  # type: ignore[attr-defined]
-    assert removed > 0
+    store = client.app.state.store  # type: ignore[attr-defined]
+    prefix = f"experiments/{uuid.UUID(experiment_id).hex}/"
+    meta = json.loads(store.get(f"{prefix}gram/latest.json"))
+    assert len(meta["entries"]) == 9 and store.exists(f"{prefix}gram/{meta['fingerprint']}.npy")
+    # A repeated call does no heavy work: it answers without reading any snapshot (from memory,
+    # then from the store's .npy once the process has forgotten it).
+    for run in (0, 1, 2):
+        for epoch in (0, 1, 2):
+            store.delete_prefix(f"{prefix}runs/{run:04d}/epoch-{epoch:06d}")
+    assert client.get(f"/experiments/{experiment_id}/pca").json() == first
+    client.app.state.analyzer._memory.clear()  # type: ignore[attr-defined]
     assert client.get(f"/experiments/{experiment_id}/pca").json() == first
     assert client.get(f"/experiments/{experiment_id}/distances").status_code == 200
 
@@ -305,3 +311,26 @@ def test_experiment_pages(tmp_path: Path, fresh_postgres_url: str) -> None:
                 break
         assert seen == created[::-1]
         assert client.get("/experiments", params={"status": "succeeded"}).json()["items"] == []
+
+
+def test_experiment_list_uses_a_constant_number_of_statements(client: TestClient) -> None:
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    def listing() -> int:
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert client.get("/experiments", params={"limit": 50}).status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return len(statements)
+
+    client.post("/experiments", json=SPEC)
+    few = listing()
+    for _ in range(6):
+        client.post("/experiments", json=SPEC)
+    assert listing() == few <= 3

@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from tests.plugins.database import rolled_back_session
 from weightspace.adapters import migrate
-from weightspace.adapters.db import Base, Experiment, GramCache, Run, SnapshotRecord, make_engine
+from weightspace.adapters.db import Base, Experiment, Run, SnapshotRecord, make_engine
 from weightspace.adapters.migrate import DatabaseNotMigrated, alembic_config, check, current
 
 pytestmark = pytest.mark.integration
@@ -259,7 +259,6 @@ def test_experiment_runs_and_snapshots_round_trip_and_cascade(orm_session: Sessi
                 parameters=101_770,
                 metrics={"loss": 0.25, "accuracy": 0.9},
             ),
-            GramCache(experiment_id=experiment.id, fingerprint="f" * 64, snapshots=1, gram={}),
         ]
     )
     session.commit()
@@ -287,6 +286,6 @@ def test_experiment_runs_and_snapshots_round_trip_and_cascade(orm_session: Sessi
     session.execute(delete(Experiment).where(Experiment.id == experiment_id))
     session.commit()
     session.expunge_all()
-    for model in (Experiment, Run, SnapshotRecord, GramCache):
+    for model in (Experiment, Run, SnapshotRecord):
         column = model.id if model is Experiment else model.experiment_id
         assert session.scalar(select(func.count()).where(column == experiment_id)) == 0, model

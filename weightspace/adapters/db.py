@@ -158,20 +158,8 @@ class SnapshotRecord(Base):
     parameters: Mapped[int] = mapped_column(Integer)
     metrics: Mapped[dict[str, float]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class GramCache(Base):
-    """The Gram matrix of all of an experiment's snapshots, keyed by their fingerprint."""
-
-    __tablename__ = "gram_cache"
-
-    experiment_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
-    )
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    snapshots: Mapped[int] = mapped_column(Integer)
-    gram: Mapped[dict[str, Any]] = mapped_column(JSON)  # analysis.Gram.to_dict()
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Why the stored object is unusable (missing, checksum mismatch), once a reader found out.
+    damaged: Mapped[str | None] = mapped_column(Text)
 
 
 def make_engine(url: str) -> Engine:

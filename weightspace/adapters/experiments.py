@@ -1,4 +1,6 @@
-"""Use cases shared by the API and the worker: submit, execute, and analyse experiments.
+"""Use cases shared by the API and the worker: submit, read and execute experiments.
+
+Analyses are in :mod:`weightspace.adapters.analyses`.
 
 The API and the Celery task are thin adapters over these functions; these in turn hold no
 training or analysis math, which lives in the core (``weightspace.training``,
@@ -7,26 +9,21 @@ training or analysis math, which lives in the core (``weightspace.training``,
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from weightspace import analysis
 from weightspace.adapters import logs
 from weightspace.adapters.db import (
     Experiment,
-    GramCache,
     Run,
     SnapshotRecord,
     Suite,
@@ -36,7 +33,6 @@ from weightspace.data import load_dataset
 from weightspace.snapshots import (
     ObjectStore,
     Snapshot,
-    StoredVector,
     TrainState,
     decode_state,
     encode_state,
@@ -141,7 +137,12 @@ def list_experiments(
     status: str | None,
 ) -> list[Experiment]:
     """Newest first; ``after`` is the (created_at, id) of the last item of the previous page."""
-    query = select(Experiment).where(Experiment.owner == principal.id)
+    # Runs in one more statement for the whole page (not one per experiment).
+    query = (
+        select(Experiment)
+        .where(Experiment.owner == principal.id)
+        .options(selectinload(Experiment.runs))
+    )
     if status is not None:
         query = query.where(Experiment.status == status)
     if after is not None:
@@ -321,172 +322,3 @@ def execute(
     log.info("succeeded")
     _finish(sessions, experiment_id, "succeeded")
     return "succeeded"
-
-
-# --------------------------------------------------------------------------- analyse
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The snapshots an analysis answers about, and the Gram matrix of exactly those."""
-
-    records: list[SnapshotRecord]
-    gram: analysis.Gram
-    complete: bool
-
-
-def _fingerprint(records: Sequence[SnapshotRecord]) -> str:
-    text = "|".join(f"{r.run}:{r.epoch}:{r.sha256}" for r in records)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def all_snapshots(
-    session: Session, store: ObjectStore, experiment: Experiment
-) -> tuple[list[SnapshotRecord], analysis.Gram]:
-    """All of the experiment's snapshots and their Gram matrix, cached until a snapshot arrives."""
-    records = list(
-        session.scalars(
-            select(SnapshotRecord)
-            .where(SnapshotRecord.experiment_id == experiment.id)
-            .order_by(SnapshotRecord.run, SnapshotRecord.epoch)
-        )
-    )
-    if not records:
-        raise Conflict("no snapshots have been captured yet")
-    fingerprint = _fingerprint(records)
-    cached = session.get(GramCache, experiment.id)
-    if cached is not None and cached.fingerprint == fingerprint:
-        return records, analysis.Gram.from_dict(cached.gram)
-    gram = analysis.gram([StoredVector(store, r.key) for r in records])
-    session.merge(
-        GramCache(
-            experiment_id=experiment.id,
-            fingerprint=fingerprint,
-            snapshots=len(records),
-            gram=gram.to_dict(),
-            created_at=utcnow(),
-        )
-    )
-    try:
-        session.commit()
-    except IntegrityError:  # a concurrent request cached the same matrix first
-        session.rollback()
-    return records, gram
-
-
-def select_snapshots(
-    session: Session,
-    store: ObjectStore,
-    experiment: Experiment,
-    *,
-    runs: Sequence[int] | None = None,
-    epochs: Sequence[int] | None = None,
-) -> Selection:
-    spec = ExperimentSpec.model_validate(experiment.spec)
-    if runs is not None and (bad := sorted(set(runs) - set(range(spec.replicas)))):
-        raise InvalidQuery(
-            "runs", f"runs {bad} do not exist (this experiment has runs 0..{spec.replicas - 1})"
-        )
-    if epochs is not None and (bad := sorted(set(epochs) - set(spec.snapshot_epochs()))):
-        raise InvalidQuery(
-            "epochs", f"epochs {bad} are not in the snapshot schedule {spec.snapshot_epochs()}"
-        )
-    records, gram = all_snapshots(session, store, experiment)
-    chosen = [
-        i
-        for i, r in enumerate(records)
-        if (runs is None or r.run in runs) and (epochs is None or r.epoch in epochs)
-    ]
-    if not chosen:
-        raise Conflict("none of the requested snapshots has been captured yet")
-    return Selection(
-        records=[records[i] for i in chosen],
-        gram=gram.subset(chosen),
-        complete=experiment.status == "succeeded",
-    )
-
-
-def pca(selection: Selection, components: int) -> analysis.PCAResult:
-    n = len(selection.records)
-    if n < components + 1:
-        raise Conflict(
-            f"PCA with {components} components needs at least {components + 1} snapshots; "
-            f"{n} {'are' if n != 1 else 'is'} selected"
-            + ("" if selection.complete else " (the experiment is still running)")
-        )
-    return analysis.pca(selection.gram, components)
-
-
-def default_distance_epoch(session: Session, experiment: Experiment) -> int:
-    """The final epoch once every run has it, else the latest epoch that every run has reached."""
-    spec = ExperimentSpec.model_validate(experiment.spec)
-    by_run: dict[int, set[int]] = {r: set() for r in range(spec.replicas)}
-    for run, epoch in session.execute(
-        select(SnapshotRecord.run, SnapshotRecord.epoch).where(
-            SnapshotRecord.experiment_id == experiment.id
-        )
-    ):
-        by_run[run].add(epoch)
-    common = set.intersection(*by_run.values())
-    if not common:
-        raise Conflict("no snapshot epoch has been captured for every run yet")
-    return max(common)
-
-
-def run_indices(records: Sequence[SnapshotRecord]) -> dict[int, list[int]]:
-    """Positions of each run's snapshots in ``records`` (which are ordered by run, epoch)."""
-    indices: dict[int, list[int]] = {}
-    for i, record in enumerate(records):
-        indices.setdefault(record.run, []).append(i)
-    return indices
-
-
-@dataclass(frozen=True)
-class DistanceReport:
-    epoch: int
-    runs: list[int]
-    distances: list[list[float]]
-    cosine_similarity: list[list[float]]
-    distance_from_origin: list[float]
-    distance_from_init: list[float]
-    complete: bool
-
-
-def distances_at(
-    session: Session, store: ObjectStore, experiment: Experiment, epoch: int | None
-) -> DistanceReport:
-    """Run-by-run distances at one epoch, with each run's distance from the origin and its start."""
-    spec = ExperimentSpec.model_validate(experiment.spec)
-    if epoch is None:
-        epoch = default_distance_epoch(session, experiment)
-    elif epoch not in spec.snapshot_epochs():
-        raise InvalidQuery(
-            "epoch", f"epoch {epoch} is not in the snapshot schedule {spec.snapshot_epochs()}"
-        )
-    records, gram = all_snapshots(session, store, experiment)
-    at = [i for i, r in enumerate(records) if r.epoch == epoch]
-    if not at:
-        raise Conflict(f"epoch {epoch} has not been captured yet")
-    starts = {run: positions[0] for run, positions in run_indices(records).items()}
-    everything = gram.distances()
-    chosen = gram.subset(at)
-    return DistanceReport(
-        epoch=epoch,
-        runs=[records[i].run for i in at],
-        distances=chosen.distances().tolist(),
-        cosine_similarity=chosen.cosine().tolist(),
-        distance_from_origin=chosen.norms().tolist(),
-        distance_from_init=[float(everything[starts[records[i].run], i]) for i in at],
-        complete=experiment.status == "succeeded",
-    )
-
-
-def trajectories(
-    session: Session, store: ObjectStore, experiment: Experiment
-) -> list[tuple[int, list[SnapshotRecord], analysis.TrajectoryMetrics]]:
-    """Per run: its snapshots in epoch order and their trajectory metrics."""
-    records, gram = all_snapshots(session, store, experiment)
-    return [
-        (run, [records[i] for i in positions], analysis.trajectory_metrics(gram, positions))
-        for run, positions in run_indices(records).items()
-    ]

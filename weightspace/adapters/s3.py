@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from weightspace.snapshots import ChecksumError, ObjectNotFound, check_key, sha256_hex
+from weightspace.snapshots import (
+    ChecksumError,
+    ObjectNotFound,
+    StoreUnavailable,
+    check_key,
+    sha256_hex,
+)
 
 # Object metadata key holding the sha256 of the body; sent as ``x-amz-meta-sha256``.
 SHA256_METADATA = "sha256"
@@ -45,6 +53,31 @@ def _error_code(exc: ClientError) -> str:
 def _status(exc: ClientError) -> int | None:
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return None if status is None else int(status)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _transient(method: F) -> F:
+    """Connection failures, timeouts and 5xx answers become :class:`StoreUnavailable` (retryable;
+    the message names the error, never the endpoint's address)."""
+
+    @wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except BotoCoreError as exc:
+            raise StoreUnavailable(
+                f"the snapshot store is unreachable ({type(exc).__name__})"
+            ) from exc
+        except ClientError as exc:
+            if (_status(exc) or 0) >= 500 or _error_code(exc) in {"SlowDown", "ServiceUnavailable"}:
+                raise StoreUnavailable(
+                    f"the snapshot store answered {_status(exc)} ({_error_code(exc)})"
+                ) from exc
+            raise
+
+    return wrapper  # type: ignore[return-value]
 
 
 class S3Store:
@@ -131,6 +164,7 @@ class S3Store:
 
     # ----------------------------------------------------------------------- protocol
 
+    @_transient
     def put(self, key: str, data: bytes) -> None:
         object_key = self._object_key(key)
         self.client.put_object(
@@ -141,6 +175,7 @@ class S3Store:
             Metadata={SHA256_METADATA: sha256_hex(data)},
         )
 
+    @_transient
     def get(self, key: str) -> bytes:
         object_key = self._object_key(key)
         try:
@@ -155,6 +190,7 @@ class S3Store:
             raise ChecksumError(f"object {key!r} does not match its recorded sha256")
         return data
 
+    @_transient
     def get_range(self, key: str, start: int, stop: int) -> bytes:
         """Bytes ``[start, stop)`` of the object; shorter (or empty) past its end, like a file."""
         object_key = self._object_key(key)
@@ -180,6 +216,7 @@ class S3Store:
             data = data[start:stop]
         return data
 
+    @_transient
     def exists(self, key: str) -> bool:
         object_key = self._object_key(key)
         try:
@@ -190,6 +227,7 @@ class S3Store:
             raise
         return True
 
+    @_transient
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object whose key starts with ``prefix``; return how many.
 

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="Largest request body accepted (413 above)."
     )
+    # Analyses in the API process: a bounded pool, one BLAS thread each, recent Grams in memory.
+    analysis_workers: int = Field(default=2, ge=1, le=64)
+    analysis_blas_threads: int = Field(default=1, ge=1, le=64)
+    analysis_memory_bytes: int = Field(default=256 << 20, ge=0)
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:

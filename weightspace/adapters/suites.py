@@ -19,11 +19,11 @@ import numpy as np
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from weightspace.adapters.analyses import all_snapshots
 from weightspace.adapters.db import Suite, utcnow
 from weightspace.adapters.experiments import (
     NotFound,
     Principal,
-    all_snapshots,
     get_owned,
     new_experiment,
 )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 
-from weightspace.adapters import experiments as usecases
-from weightspace_service.deps import PrincipalDep, SessionDep, StoreDep
+from weightspace.adapters import analyses
+from weightspace_service.deps import AnalyzerDep, PrincipalDep, SessionsDep
 from weightspace_service.params import INT32_MAX, BoundedInt
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
@@ -28,11 +30,11 @@ router = APIRouter(
 
 
 @router.get("/pca", response_model=PCAOut, responses=problem_responses(404, 409, 422))
-def get_pca(
+async def get_pca(
     experiment_id: uuid.UUID,
-    session: SessionDep,
+    sessions: SessionsDep,
     principal: PrincipalDep,
-    store: StoreDep,
+    analyzer: AnalyzerDep,
     components: Annotated[
         int, Query(ge=1, le=64, description="Number of principal components.")
     ] = 2,
@@ -50,29 +52,31 @@ def get_pca(
     Repeat `runs`/`epochs` to select several (`?runs=0&runs=2`). Signs are deterministic: in each
     component, the point with the largest absolute coordinate is positive.
     """
-    experiment = usecases.get_experiment(session, principal, experiment_id)
-    selection = usecases.select_snapshots(session, store, experiment, runs=runs, epochs=epochs)
-    result = usecases.pca(selection, components)
+    inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
+    chosen = analyses.check_selection(inputs, runs, epochs)
+    snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
+    report = await asyncio.wrap_future(analyzer.submit(analyses.pca, snapshots, chosen, components))
+    result = report.result
     return PCAOut(
-        experiment_id=experiment.id,
-        complete=selection.complete,
+        experiment_id=experiment_id,
+        complete=report.complete,
         components=components,
         explained_variance=result.explained_variance.tolist(),
         explained_variance_ratio=result.explained_variance_ratio.tolist(),
         cumulative_variance_ratio=result.cumulative_variance_ratio.tolist(),
         points=[
             PCAPoint(run=r.run, epoch=r.epoch, coordinates=coords.tolist())
-            for r, coords in zip(selection.records, result.coordinates, strict=True)
+            for r, coords in zip(report.refs, result.coordinates, strict=True)
         ],
     )
 
 
 @router.get("/distances", response_model=DistancesOut, responses=problem_responses(404, 409, 422))
-def get_distances(
+async def get_distances(
     experiment_id: uuid.UUID,
-    session: SessionDep,
+    sessions: SessionsDep,
     principal: PrincipalDep,
-    store: StoreDep,
+    analyzer: AnalyzerDep,
     epoch: Annotated[
         int | None,
         Query(
@@ -83,17 +87,21 @@ def get_distances(
     ] = None,
 ) -> DistancesOut:
     """Run-by-run euclidean distances and cosine similarities at one epoch."""
-    experiment = usecases.get_experiment(session, principal, experiment_id)
-    report = usecases.distances_at(session, store, experiment, epoch)
-    return DistancesOut(experiment_id=experiment.id, **report.__dict__)
+    inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
+    chosen = analyses.check_epoch(inputs, epoch)
+    snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
+    report = await asyncio.wrap_future(analyzer.submit(analyses.distances_at, snapshots, chosen))
+    return DistancesOut(experiment_id=experiment_id, **report.__dict__)
 
 
 @router.get("/trajectory", response_model=TrajectoryOut, responses=problem_responses(404, 409, 422))
-def get_trajectory(
-    experiment_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, store: StoreDep
+async def get_trajectory(
+    experiment_id: uuid.UUID, sessions: SessionsDep, principal: PrincipalDep, analyzer: AnalyzerDep
 ) -> TrajectoryOut:
     """Per run and snapshot: losses, accuracies, step length, path length, displacement, straightness."""
-    experiment = usecases.get_experiment(session, principal, experiment_id)
+    inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
+    snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
+    per_run = await asyncio.wrap_future(analyzer.submit(analyses.trajectories, snapshots))
     runs = [
         RunTrajectory(
             run=run,
@@ -110,8 +118,6 @@ def get_trajectory(
                 for i, record in enumerate(records)
             ],
         )
-        for run, records, metrics in usecases.trajectories(session, store, experiment)
+        for run, records, metrics in per_run
     ]
-    return TrajectoryOut(
-        experiment_id=experiment.id, complete=experiment.status == "succeeded", runs=runs
-    )
+    return TrajectoryOut(experiment_id=experiment_id, complete=inputs.complete, runs=runs)

@@ -14,8 +14,8 @@ router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
 
 
 @router.get("/health", response_model=Health)
-def health() -> Health:
-    """The process is up."""
+async def health() -> Health:
+    """The process is up (answered on the event loop: no worker thread needed)."""
     return Health(status="ok")
 
 

@@ -1,0 +1,119 @@
+"""The Gram cache in the object store: extended with new rows only, equal to a fresh computation."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from weightspace import analysis
+from weightspace.adapters import analyses
+from weightspace.adapters.gram_store import DamagedSnapshot, SnapshotRef, gram_of, load_latest
+from weightspace.snapshots import HEADER_PROBE_BYTES, LocalStore, Snapshot, put_snapshot
+from weightspace.spec import ExperimentSpec
+
+EXPERIMENT = uuid.UUID(int=7)
+P = 5000
+
+
+def vectors(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    start = rng.normal(size=P).astype(np.float32) * 3
+    return [(start + rng.normal(size=P) * 0.01 * (i + 1)).astype(np.float32) for i in range(n)]
+
+
+def stored(store: LocalStore, params: list[np.ndarray], runs: int = 2) -> list[SnapshotRef]:
+    refs = []
+    for i, p in enumerate(params):
+        run, epoch = i % runs, i // runs
+        s = put_snapshot(store, EXPERIMENT, Snapshot(run=run, epoch=epoch, params=p))
+        refs.append(SnapshotRef(run, epoch, s.key, s.sha256, {}))
+    return refs
+
+
+class CountingStore(LocalStore):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.bytes_read: dict[str, int] = {}
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        data = super().get_range(key, start, stop)
+        self.bytes_read[key] = self.bytes_read.get(key, 0) + len(data)
+        return data
+
+
+def test_extend_gram_reuses_old_rows_and_equals_a_fresh_computation() -> None:
+    xs = vectors(9)
+    sources = [analysis.ArrayVector(x) for x in xs]
+    base = analysis.gram(sources[:6])
+    extended = analysis.extend_gram(
+        base,
+        [analysis.ArrayVector(x) for x in xs[:6]],
+        [analysis.ArrayVector(x) for x in xs[6:]],
+        chunk_elements=777,
+    )
+    fresh = analysis.gram([analysis.ArrayVector(x) for x in xs])
+    assert np.array_equal(extended.matrix[:7, :7], base.matrix)  # old rows bit for bit
+    np.testing.assert_allclose(extended.matrix, fresh.matrix, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(
+        analysis.pca(extended, 3).coordinates, analysis.pca(fresh, 3).coordinates, atol=1e-9
+    )
+
+
+def test_gram_of_extends_the_stored_matrix_with_new_snapshots_only(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path)
+    xs = vectors(10)
+    refs = stored(store, xs)
+    first = gram_of(store, EXPERIMENT, refs[:6])
+    assert load_latest(store, EXPERIMENT) is not None
+    store.bytes_read.clear()
+    second = gram_of(store, EXPERIMENT, refs)  # four snapshots arrived
+    # Old rows re-used; every vector read once to form the new rows (no n^2 recomputation).
+    assert second.entries[:6] == first.entries
+    assert np.array_equal(second.gram.matrix[:7, :7], first.gram.matrix)
+    assert all(n <= 4 * P + 2 * HEADER_PROBE_BYTES for n in store.bytes_read.values())
+    fresh = analysis.gram([analysis.ArrayVector(x) for x in xs])
+    np.testing.assert_allclose(second.gram.matrix, fresh.matrix, rtol=1e-12, atol=1e-9)
+    # Asking again reads no snapshot at all.
+    store.bytes_read.clear()
+    assert gram_of(store, EXPERIMENT, refs).fingerprint == second.fingerprint
+    assert store.bytes_read == {}
+
+
+def test_gram_of_drops_rows_of_snapshots_that_went_away(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    xs = vectors(8)
+    refs = stored(store, xs)
+    gram_of(store, EXPERIMENT, refs)
+    kept = [refs[i] for i in (1, 2, 3, 5, 6, 7)]
+    again = gram_of(store, EXPERIMENT, kept)
+    fresh = analysis.gram([analysis.ArrayVector(xs[i]) for i in (1, 2, 3, 5, 6, 7)])
+    np.testing.assert_allclose(again.gram.matrix, fresh.matrix, rtol=1e-12, atol=1e-9)
+
+
+def test_damaged_snapshots_are_named_and_left_out(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    xs = vectors(6)
+    refs = stored(store, xs, runs=2)
+    path = tmp_path / refs[3].key  # run 1, epoch 1
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01
+    path.write_bytes(bytes(data))
+    (tmp_path / refs[4].key).unlink()  # run 0, epoch 2
+    spec = ExperimentSpec.model_validate(
+        {"dataset": {"name": "digits"}, "model": {"kind": "mlp"}, "epochs": 2, "replicas": 2}
+    )
+    inputs = analyses.Inputs(EXPERIMENT, spec, "succeeded", tuple(refs))
+    found: list[tuple[int, int, str]] = []
+    snapshots = analyses.build(store, inputs, lambda r, why: found.append((r.run, r.epoch, why)))
+    assert sorted((r, e) for r, e, _ in found) == [(0, 2), (1, 1)]
+    assert any("checksum" in why for *_, why in found) and any("missing" in w for *_, w in found)
+    # A selection without them is answered; one with them names run and epoch.
+    ok = analyses.pca(snapshots, [refs[0], refs[1], refs[2]], 1)
+    assert len(ok.refs) == 3
+    with pytest.raises(DamagedSnapshot, match="run 1 at epoch 1"):
+        analyses.pca(snapshots, refs[:4], 1)
+    with pytest.raises(DamagedSnapshot):
+        analyses.trajectories(snapshots)
