@@ -36,7 +36,7 @@ def get_store(request: Request) -> ObjectStore:
     return store
 
 
-def get_sessions(request: Request) -> sessionmaker:
+def get_sessions(request: Request) -> sessionmaker[Session]:
     """The session factory, for handlers that must not hold a connection while they compute."""
     return request.app.state.sessions  # type: ignore[no-any-return]
 
@@ -57,7 +57,7 @@ def get_principal(settings: Annotated[Settings, Depends(get_settings)]) -> Princ
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
-SessionsDep = Annotated[sessionmaker, Depends(get_sessions)]
+SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 AnalyzerDep = Annotated[Analyzer, Depends(get_analyzer)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]

@@ -62,7 +62,7 @@ class Inputs:
         return tuple(r for r in self.records if r.damaged is None)
 
 
-def _records(experiment_id: uuid.UUID) -> Select[tuple[SnapshotRecord]]:
+def _records(experiment_id: uuid.UUID) -> Select[SnapshotRecord]:
     return (
         select(SnapshotRecord)
         .where(SnapshotRecord.experiment_id == experiment_id)
@@ -74,7 +74,9 @@ def _ref(r: SnapshotRecord) -> SnapshotRef:
     return SnapshotRef(r.run, r.epoch, r.key, r.sha256, dict(r.metrics), r.damaged)
 
 
-def load_inputs(sessions: sessionmaker, principal: Principal, experiment_id: uuid.UUID) -> Inputs:
+def load_inputs(
+    sessions: sessionmaker[Session], principal: Principal, experiment_id: uuid.UUID
+) -> Inputs:
     with sessions() as session:
         experiment = get_experiment(session, principal, experiment_id)
         records = tuple(_ref(r) for r in session.scalars(_records(experiment_id)))
@@ -87,7 +89,7 @@ def load_inputs(sessions: sessionmaker, principal: Principal, experiment_id: uui
 
 
 def mark_damaged(
-    sessions: sessionmaker, experiment_id: uuid.UUID, ref: SnapshotRef, why: str
+    sessions: sessionmaker[Session], experiment_id: uuid.UUID, ref: SnapshotRef, why: str
 ) -> None:
     with sessions() as session:
         session.execute(
@@ -160,7 +162,7 @@ class Analyzer:
     def __init__(
         self,
         store: ObjectStore,
-        sessions: sessionmaker,
+        sessions: sessionmaker[Session],
         *,
         workers: int = 2,
         memory_bytes: int = 256 << 20,
