@@ -19,7 +19,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     WEIGHTSPACE_HOME=/var/lib/weightspace \
-    WEIGHTSPACE_DATA_DIR=/data
+    WEIGHTSPACE_DATA_DIR=/data \
+    WEIGHTSPACE_AUTH=tokens
 RUN groupadd --system --gid 10001 weightspace \
     && useradd --system --uid 10001 --gid weightspace --home-dir /var/lib/weightspace \
        --shell /usr/sbin/nologin weightspace \

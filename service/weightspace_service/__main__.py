@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 
 import uvicorn
 
 from weightspace.adapters.migrate import upgrade
 from weightspace.adapters.settings import Settings
 from weightspace_service.app import create_app
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,6 +33,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings()
     settings.configure_logging()
+    if settings.auth == "none" and not settings.allowed_hosts:
+        if not is_loopback(args.host):
+            parser.exit(
+                2,
+                f"refusing to serve {args.host} with WEIGHTSPACE_AUTH=none: anyone who reaches "
+                "it could read and delete every experiment. Set WEIGHTSPACE_AUTH=tokens (and "
+                "create tokens with `weightspace token create`), or WEIGHTSPACE_ALLOWED_HOSTS "
+                "to serve it unauthenticated anyway.\n",
+            )
+        # Against DNS rebinding: a page elsewhere must not reach us through its own name.
+        settings = settings.model_copy(update={"allowed_hosts": list(LOOPBACK_NAMES)})
     settings.prepare_home()
     if not args.no_migrate:
         upgrade(settings.database_url)

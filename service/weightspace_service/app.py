@@ -17,7 +17,12 @@ from weightspace.adapters.settings import Settings
 from weightspace.adapters.storage import store_for
 from weightspace.snapshots import ObjectStore
 from weightspace_service import problems
-from weightspace_service.protocol import BodyLimitMiddleware, MethodsMiddleware, route_table
+from weightspace_service.protocol import (
+    BodyLimitMiddleware,
+    HostCheckMiddleware,
+    MethodsMiddleware,
+    route_table,
+)
 from weightspace_service.requests import RequestContext
 from weightspace_service.routes import analysis, experiments, health, suites
 
@@ -92,4 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware, limit=settings.max_body_bytes, refuse=problems.send_problem
     )
+    if settings.allowed_hosts:
+        app.add_middleware(
+            HostCheckMiddleware, allowed=settings.allowed_hosts, refuse=problems.send_problem
+        )
     return app

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from celery import Celery
 from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace.adapters.analyses import Analyzer
@@ -16,9 +17,10 @@ from weightspace.adapters.db import Experiment
 from weightspace.adapters.experiments import ANONYMOUS, Principal
 from weightspace.adapters.queue import TRAIN_TASK
 from weightspace.adapters.settings import Settings
+from weightspace.adapters.tokens import authenticate
 from weightspace.snapshots import ObjectStore
 from weightspace.vocabulary import Queue
-from weightspace_service.problems import Unavailable
+from weightspace_service.problems import Unauthorized, Unavailable
 
 
 def get_settings(request: Request) -> Settings:
@@ -49,10 +51,38 @@ def get_celery(request: Request) -> Celery:
     return request.app.state.celery
 
 
-def get_principal(settings: Annotated[Settings, Depends(get_settings)]) -> Principal:
-    """Who is calling. Every handler goes through this one dependency; with ``auth='none'``
-    (the only mode so far) everyone is the anonymous principal."""
-    return ANONYMOUS
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A token from `weightspace token create --owner NAME` (when WEIGHTSPACE_AUTH=tokens).",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def get_principal(
+    request: Request, settings: Annotated[Settings, Depends(get_settings)], credentials: Credentials
+) -> Principal:
+    """Who is calling: every handler but /health goes through this one dependency. With
+    ``auth='none'`` everyone is the anonymous principal; with ``auth='tokens'`` the bearer
+    token's owner, or 401."""
+    if settings.auth == "none":
+        return ANONYMOUS
+    if credentials is None:
+        raise Unauthorized("this API needs `Authorization: Bearer <token>`", presented=False)
+    with request.app.state.sessions() as session:
+        principal = authenticate(session, credentials.credentials)
+    if principal is None:
+        raise Unauthorized("the bearer token is unknown or revoked", presented=True)
+    return principal
+
+
+def get_optional_principal(
+    request: Request, settings: Annotated[Settings, Depends(get_settings)], credentials: Credentials
+) -> Principal | None:
+    """The caller if authenticated, else None (for routes that answer anyone, with less)."""
+    try:
+        return get_principal(request, settings, credentials)
+    except Unauthorized:
+        return None
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -62,6 +92,9 @@ AnalyzerDep = Annotated[Analyzer, Depends(get_analyzer)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+OptionalPrincipalDep = Annotated[Principal | None, Depends(get_optional_principal)]
+#: For routers: every route needs a principal (FastAPI resolves it once per request).
+AUTHENTICATED = [Depends(get_principal)]
 QueueParam = Annotated[
     Queue | None,
     Query(description="Worker queue; default from the server's settings."),

@@ -28,6 +28,14 @@ class Unavailable(RuntimeError):
     """A dependency (queue, store) cannot be reached: HTTP 503."""
 
 
+class Unauthorized(RuntimeError):
+    """No valid bearer token: HTTP 401 with ``WWW-Authenticate``."""
+
+    def __init__(self, message: str, *, presented: bool) -> None:
+        super().__init__(message)
+        self.presented = presented
+
+
 class FieldError(BaseModel):
     field: str = Field(
         description="Dotted path of the offending field, e.g. `optimizer.lr` or `query.components`."
@@ -115,6 +123,15 @@ def install(app: FastAPI) -> None:
             f"{field}: {exc}",
             [FieldError(field=field, message=str(exc))],
         )
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
+        response = problem_response(request, 401, "Unauthorized", str(exc))
+        challenge = 'Bearer realm="weightspace"'
+        if exc.presented:
+            challenge += ', error="invalid_token"'
+        response.headers["WWW-Authenticate"] = challenge
+        return response
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -206,6 +223,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries documenting problem responses for a route."""
     descriptions = {
         400: "The body is not valid JSON",
+        401: "No valid bearer token (WEIGHTSPACE_AUTH=tokens)",
         404: "Not found",
         409: "Not available in the experiment's current state",
         413: "The request body exceeds `WEIGHTSPACE_MAX_BODY_BYTES`",

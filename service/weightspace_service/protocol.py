@@ -201,3 +201,32 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counted, send)
+
+
+class HostCheckMiddleware:
+    """400 unless the ``Host`` header names one of ``allowed`` (port ignored; ``*`` any): a page
+    on another site cannot reach a loopback server by rebinding its own name to 127.0.0.1."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        allowed: Sequence[str],
+        refuse: Callable[[Scope, Send, HTTPException], Any],
+    ) -> None:
+        self.app = app
+        self.allowed = {h.lower() for h in allowed}
+        self.refuse = refuse
+
+    def _host(self, scope: Scope) -> str:
+        host = Headers(scope=scope).get("host", "").lower()
+        if host.startswith("["):  # [::1]:8000
+            return host[: host.find("]") + 1]
+        return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and "*" not in self.allowed:
+            host = self._host(scope)
+            if host not in self.allowed and host.strip("[]") not in self.allowed:
+                await self.refuse(scope, send, HTTPException(400, "the Host header is not served"))
+                return
+        await self.app(scope, receive, send)

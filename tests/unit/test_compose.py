@@ -23,6 +23,7 @@ EXPECTED_ENV = {
     "WEIGHTSPACE_STORAGE_URL": "s3://weightspace-snapshots",
     "WEIGHTSPACE_S3_ENDPOINT_URL": "http://seaweedfs:8333",
     "WEIGHTSPACE_DEFAULT_QUEUE": "gpu",
+    "WEIGHTSPACE_AUTH": "tokens",
     "WEIGHTSPACE_DATA_DIR": "/data",
 }
 
@@ -131,7 +132,8 @@ def test_startup_order_and_health(compose: dict[str, Any]) -> None:
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert "8333" in str(services["seaweedfs"]["command"])
     flower = services["flower"]
-    assert "5555:5555" in flower["ports"]
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]  # not published beyond the host
+    assert any(arg.startswith("--basic-auth=") for arg in flower["command"])
     assert "--broker=redis://redis:6379/0" in flower["command"]
 
 

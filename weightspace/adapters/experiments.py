@@ -48,9 +48,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking. Every query is scoped to the principal's own experiments."""
+    """Who is asking. Every query is scoped to the principal's own experiments (all, for an
+    admin); ``token`` is the id of the token presented, if any (what rate limits count)."""
 
     id: str
+    admin: bool = False
+    token: str | None = None
+
+    def owns(self, owner: str) -> bool:
+        return self.admin or owner == self.id
 
 
 ANONYMOUS = Principal("anonymous")
@@ -119,7 +125,7 @@ def get_owned(
 ) -> Owned:
     """The row, if it exists and belongs to the principal; someone else's is "not found" too."""
     item = session.get(kind, item_id)
-    if item is None or item.owner != principal.id:
+    if item is None or not principal.owns(item.owner):
         raise NotFound(f"{kind.__name__.lower()} {item_id} not found")
     return item
 
@@ -138,11 +144,9 @@ def list_experiments(
 ) -> list[Experiment]:
     """Newest first; ``after`` is the (created_at, id) of the last item of the previous page."""
     # Runs in one more statement for the whole page (not one per experiment).
-    query = (
-        select(Experiment)
-        .where(Experiment.owner == principal.id)
-        .options(selectinload(Experiment.runs))
-    )
+    query = select(Experiment).options(selectinload(Experiment.runs))
+    if not principal.admin:
+        query = query.where(Experiment.owner == principal.id)
     if status is not None:
         query = query.where(Experiment.status == status)
     if after is not None:

@@ -8,10 +8,10 @@ that needs no server (kombu's SQLAlchemy transport on a second SQLite file), all
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from weightspace.vocabulary import Queue
 
@@ -33,7 +33,18 @@ class Settings(BaseSettings):
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     # Longer than the longest run: a task not acknowledged within it is delivered again.
     visibility_timeout: int = 7 * 24 * 3600
-    auth: Literal["none"] = "none"
+    auth: Literal["none", "tokens"] = Field(
+        default="none",
+        description="`tokens`: every route but /health needs `Authorization: Bearer <token>` "
+        "(the image and docker-compose set it); `none`: one anonymous owner, for the embedded "
+        "mode on 127.0.0.1.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Host header values served (comma-separated; `*` any); empty: any. "
+        "`python -m weightspace_service` on a loopback interface with auth=none sets the "
+        "loopback names, against DNS rebinding.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"  # json: one object per line, for collectors
     max_body_bytes: int = Field(
@@ -43,6 +54,13 @@ class Settings(BaseSettings):
     analysis_workers: int = Field(default=2, ge=1, le=64)
     analysis_blas_threads: int = Field(default=1, ge=1, le=64)
     analysis_memory_bytes: int = Field(default=256 << 20, ge=0)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip().lower() for h in value.split(",") if h.strip()]
+        return value
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:

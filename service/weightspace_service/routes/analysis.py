@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from weightspace.adapters import analyses
-from weightspace_service.deps import AnalyzerDep, PrincipalDep, SessionsDep
+from weightspace_service.deps import AUTHENTICATED, AnalyzerDep, PrincipalDep, SessionsDep
 from weightspace_service.params import INT32_MAX, BoundedInt
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
@@ -25,7 +25,11 @@ from weightspace_service.schemas import (
 )
 
 router = APIRouter(
-    prefix="/experiments/{experiment_id}", tags=["analysis"], route_class=StrictJSONRoute
+    prefix="/experiments/{experiment_id}",
+    tags=["analysis"],
+    route_class=StrictJSONRoute,
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401),
 )
 
 

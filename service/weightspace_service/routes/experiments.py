@@ -15,7 +15,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from weightspace.adapters import experiments as usecases
 from weightspace.spec import ExperimentSpec
-from weightspace_service.deps import PrincipalDep, SessionDep, StoreDep, SubmissionDep
+from weightspace_service.deps import (
+    AUTHENTICATED,
+    PrincipalDep,
+    SessionDep,
+    StoreDep,
+    SubmissionDep,
+)
 from weightspace_service.params import INT32_MAX, Cursor, EpochPath, Limit, RunPath
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
@@ -29,7 +35,13 @@ from weightspace_service.schemas import (
     Status,
 )
 
-router = APIRouter(prefix="/experiments", tags=["experiments"], route_class=StrictJSONRoute)
+router = APIRouter(
+    prefix="/experiments",
+    tags=["experiments"],
+    route_class=StrictJSONRoute,
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401),
+)
 log = logging.getLogger(__name__)
 
 STREAM_CHUNK = 1 << 20

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from weightspace.adapters.migrate import check as check_migrated
+from weightspace_service.deps import OptionalPrincipalDep
 from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import Health, Readiness
 
@@ -32,8 +33,12 @@ def _check(name: str, probe) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "A dependency is unreachable"}},
 )
-def ready(request: Request) -> JSONResponse:
-    """Database (migrated), broker and snapshot store are reachable."""
+def ready(request: Request, principal: OptionalPrincipalDep) -> JSONResponse:
+    """Database (migrated), broker and snapshot store are reachable.
+
+    Each check's error (which may name hosts and ports) is shown to authenticated callers only;
+    others see `ok` or `unavailable`.
+    """
     state = request.app.state
 
     def database() -> None:
@@ -50,5 +55,7 @@ def ready(request: Request) -> JSONResponse:
         for c in (("database", database), ("broker", broker), ("store", state.store.ping))
     )
     ok = all(v == "ok" for v in checks.values())
+    if principal is None:
+        checks = {name: "ok" if v == "ok" else "unavailable" for name, v in checks.items()}
     body = Readiness(status="ready" if ok else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

@@ -12,7 +12,13 @@ from weightspace.adapters import suites as usecases
 from weightspace.adapters.experiments import Conflict
 from weightspace.presets import load_preset, preset_names
 from weightspace.vocabulary import DatasetName, PresetName
-from weightspace_service.deps import PrincipalDep, SessionDep, StoreDep, SubmissionDep
+from weightspace_service.deps import (
+    AUTHENTICATED,
+    PrincipalDep,
+    SessionDep,
+    StoreDep,
+    SubmissionDep,
+)
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
@@ -24,7 +30,12 @@ from weightspace_service.schemas import (
     SuiteOut,
 )
 
-router = APIRouter(tags=["suites"], route_class=StrictJSONRoute)
+router = APIRouter(
+    tags=["suites"],
+    route_class=StrictJSONRoute,
+    dependencies=AUTHENTICATED,
+    responses=problem_responses(401),
+)
 
 CONTENT_TYPES = {
     "html": "text/html; charset=utf-8",
