@@ -29,10 +29,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
-        sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
     )
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_api_tokens_owner"), ["owner"], unique=False)
+        batch_op.create_index(batch_op.f("ix_api_tokens_token_hash"), ["token_hash"], unique=True)
 
     op.create_table(
         "rate_windows",
@@ -80,6 +80,7 @@ def downgrade() -> None:
     op.drop_table("idempotency_keys")
     op.drop_table("rate_windows")
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_api_tokens_token_hash"))
         batch_op.drop_index(batch_op.f("ix_api_tokens_owner"))
 
     op.drop_table("api_tokens")
