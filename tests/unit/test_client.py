@@ -549,5 +549,52 @@ def test_server_commands_explain_how_to_install_a_missing_server_package(tmp_pat
         assert result.returncode == 1
         message = _flat(result.stderr)
         assert "weightspace_no_such_service" in message
-        assert "pip install -e ." in message
+        assert "pip install 'weightspace[server]'" in message
     assert not (tmp_path / "home").exists()  # nothing was started
+
+
+# Runs the command line where the server package cannot be imported (as after `pip install
+# ./client` alone): the supervisor is server code, imported only by the server commands.
+WITHOUT_SERVER = """
+import sys
+sys.modules["weightspace"] = None  # any `import weightspace...` now raises ImportError
+from weightspace_client.cli import app
+app(sys.argv[1:], prog_name="weightspace")
+"""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["up", "--home", "home"], ["api"], ["worker"], ["reproduce", "--embedded", "--home", "home"]],
+    ids=["up", "api", "worker", "reproduce"],
+)
+def test_server_commands_without_the_server_package_say_how_to_install_it(
+    tmp_path: Path, command: list[str]
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SERVER, *command],
+        cwd=tmp_path,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1, result.stderr
+    message = _flat(result.stderr)
+    assert "weightspace server, which is not installed" in message
+    assert "pip install 'weightspace[server]'" in message
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "home").exists()
+
+
+def test_the_client_commands_work_without_the_server_package() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SERVER, "list", "--url", "http://127.0.0.1:9"],
+        env=_child_env(),
+        cwd=CLIENT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "cannot reach the weightspace API at http://127.0.0.1:9" in _flat(result.stderr)

@@ -1,0 +1,31 @@
+"""The ``weightspace`` command line: experiments, the paper's reproduction and the server processes.
+
+One module per concern, each adding its commands to the one Typer :data:`app`:
+
+- :mod:`~weightspace_client.cli.app`: the application, the options and choices commands share;
+- :mod:`~weightspace_client.cli.output`: consoles, JSON, styled cells, errors as messages;
+- :mod:`~weightspace_client.cli.progress`: live progress of an experiment and of a suite;
+- :mod:`~weightspace_client.cli.experiments`: submit, list, status, wait, download;
+- :mod:`~weightspace_client.cli.analysis`: pca, distances, trajectory;
+- :mod:`~weightspace_client.cli.presets`: presets;
+- :mod:`~weightspace_client.cli.suites`: reproduce;
+- :mod:`~weightspace_client.cli.server`: up, api, worker (the supervisor is server code,
+  :mod:`weightspace.adapters.supervisor`, imported only by these commands).
+
+Client commands talk HTTP through :class:`~weightspace_client.WeightspaceClient`.
+"""
+
+from __future__ import annotations
+
+# Imported for their commands, in the order ``weightspace --help`` lists them.
+# isort: off
+from weightspace_client.cli import experiments as experiments
+from weightspace_client.cli import analysis as analysis
+from weightspace_client.cli import presets as presets
+from weightspace_client.cli import suites as suites
+from weightspace_client.cli import server as server
+
+# isort: on
+from weightspace_client.cli.app import app
+
+__all__ = ["app"]

@@ -1,0 +1,180 @@
+"""Analysis commands: PCA of the snapshots, distances between runs, trajectory metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from weightspace_client.cli.app import JsonOption, UrlOption, app
+from weightspace_client.cli.output import client as _client
+from weightspace_client.cli.output import note_incomplete, num, out, percent, print_json
+from weightspace_client.client import DEFAULT_URL
+
+
+def int_list(text: str | None, option: str) -> list[int] | None:
+    """``"0,1, 2"`` -> ``[0, 1, 2]``; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected comma-separated integers such as 0,1,2, got {text!r}", param_hint=option
+        ) from None
+    if not values:
+        raise typer.BadParameter("expected at least one integer", param_hint=option)
+    return values
+
+
+@app.command()
+def pca(
+    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="Experiment id.")],
+    components: Annotated[
+        int, typer.Option("--components", min=1, help="Number of principal components.")
+    ] = 2,
+    runs: Annotated[
+        str | None, typer.Option("--runs", help="Comma-separated runs, e.g. 0,1 (default: all).")
+    ] = None,
+    epochs: Annotated[
+        str | None,
+        typer.Option("--epochs", help="Comma-separated epochs (default: all snapshots)."),
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """PCA of the snapshots: explained variance and each snapshot's coordinates."""
+    run_list = int_list(runs, "--runs")
+    epoch_list = int_list(epochs, "--epochs")
+    with _client(url) as client:
+        result = client.pca(experiment_id, components=components, runs=run_list, epochs=epoch_list)
+    if as_json:
+        print_json(result)
+        return
+    console = out()
+    ratios = result.get("explained_variance_ratio") or []
+    cumulative = result.get("cumulative_variance_ratio") or []
+    variance = Table(
+        "component", "explained variance ratio", "cumulative", title="explained variance"
+    )
+    for i, ratio in enumerate(ratios):
+        total = cumulative[i] if i < len(cumulative) else None
+        variance.add_row(f"PC{i + 1}", percent(ratio), percent(total))
+    console.print(variance)
+    points = Table("run", "epoch", *(f"PC{i + 1}" for i in range(len(ratios))), title="points")
+    for point in result.get("points") or []:
+        coordinates = point.get("coordinates") or []
+        points.add_row(
+            str(point.get("run")), str(point.get("epoch")), *(num(c) for c in coordinates)
+        )
+    console.print(points)
+    note_incomplete(result)
+
+
+@app.command()
+def distances(
+    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="Experiment id.")],
+    epoch: Annotated[
+        int | None,
+        typer.Option("--epoch", min=0, help="Epoch to compare at (default: the final one)."),
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Euclidean distances between the runs, and of each run from the origin and its init."""
+    with _client(url) as client:
+        result = client.distances(experiment_id, epoch=epoch)
+    if as_json:
+        print_json(result)
+        return
+    console = out()
+    runs = result.get("runs") or []
+    matrix = Table(
+        "run", *(str(r) for r in runs), title=f"distances at epoch {result.get('epoch')}"
+    )
+    for run, row in zip(runs, result.get("distances") or [], strict=False):
+        matrix.add_row(str(run), *(num(d) for d in row))
+    console.print(matrix)
+    origin = result.get("distance_from_origin") or []
+    init = result.get("distance_from_init") or []
+    norms = Table("run", "from origin", "from init")
+    for i, run in enumerate(runs):
+        norms.add_row(
+            str(run),
+            num(origin[i] if i < len(origin) else None),
+            num(init[i] if i < len(init) else None),
+        )
+    console.print(norms)
+    note_incomplete(result)
+
+
+@app.command()
+def trajectory(
+    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="Experiment id.")],
+    points: Annotated[
+        bool, typer.Option("--points", help="Also a table per run with every snapshot.")
+    ] = False,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Path metrics of each run: path length, displacement from init, straightness."""
+    with _client(url) as client:
+        result = client.trajectory(experiment_id)
+    if as_json:
+        print_json(result)
+        return
+    console = out()
+    summary = Table(
+        "run",
+        "epochs",
+        "path length",
+        "displacement",
+        "straightness",
+        "from origin",
+        "test acc",
+        title="trajectories (at the last snapshot; --points for every one)",
+    )
+    for run in result.get("runs") or []:
+        snapshots = run.get("points") or []
+        if not snapshots:
+            summary.add_row(str(run.get("run")), "-", "-", "-", "-", "-", "-")
+            continue
+        first, last = snapshots[0], snapshots[-1]
+        summary.add_row(
+            str(run.get("run")),
+            f"{first.get('epoch')}-{last.get('epoch')}",
+            num(last.get("path_length")),
+            num(last.get("displacement")),
+            num(last.get("straightness"), 3),
+            num(last.get("distance_from_origin")),
+            percent((last.get("metrics") or {}).get("test_accuracy")),
+        )
+    console.print(summary)
+    if points:
+        for run in result.get("runs") or []:
+            table = Table(
+                "epoch",
+                "train loss",
+                "test acc",
+                "step",
+                "path length",
+                "displacement",
+                "from origin",
+                "straightness",
+                title=f"run {run.get('run')}",
+            )
+            for point in run.get("points") or []:
+                metrics = point.get("metrics") or {}
+                table.add_row(
+                    str(point.get("epoch")),
+                    num(metrics.get("train_loss")),
+                    percent(metrics.get("test_accuracy")),
+                    num(point.get("step_length")),
+                    num(point.get("path_length")),
+                    num(point.get("displacement")),
+                    num(point.get("distance_from_origin")),
+                    num(point.get("straightness"), 3),
+                )
+            console.print(table)
+    note_incomplete(result)

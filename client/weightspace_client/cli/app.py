@@ -1,0 +1,79 @@
+"""The Typer application every command module adds its commands to, and the options they share."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from weightspace_client import __version__
+from weightspace_client.client import URL_ENV
+
+app = typer.Typer(
+    name="weightspace",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold a token
+)
+
+#: The help panel of ``up``, ``api`` and ``worker``.
+SERVER_PANEL = "Server processes"
+
+UrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url",
+        envvar=URL_ENV,
+        help=f"Root URL of the weightspace API (env {URL_ENV}).",
+        show_envvar=False,
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the raw JSON instead of human-readable tables.")
+]
+
+
+# Enums, not Literal or click types, for the choices: every Typer since 0.12 takes them.
+class PresetName(StrEnum):
+    quick = "quick"
+    paper = "paper"
+
+
+class DatasetName(StrEnum):
+    mnist = "mnist"
+    fashion_mnist = "fashion-mnist"
+    digits = "digits"
+
+
+class QueueName(StrEnum):
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given on the command line (not by default or env)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"weightspace-client {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Train neural networks, keep their weight snapshots and analyse their trajectories.
+
+    Client commands reach the API at --url (env WEIGHTSPACE_URL, default http://127.0.0.1:8000)
+    and send env WEIGHTSPACE_TOKEN as a bearer token when it is set.
+    """
