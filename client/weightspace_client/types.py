@@ -22,15 +22,15 @@ class FieldError(TypedDict):
     message: str
 
 
-class Problem(TypedDict, total=False):
+class Problem(TypedDict):
     """An RFC 9457 problem document (``application/problem+json``)."""
 
-    type: str
+    type: NotRequired[str]  # "about:blank" when absent
     title: str
     status: int
-    detail: str
-    instance: str
-    errors: list[FieldError]
+    detail: NotRequired[str | None]
+    instance: NotRequired[str | None]
+    errors: NotRequired[list[FieldError] | None]
 
 
 class Metrics(TypedDict):
@@ -85,7 +85,7 @@ class Experiment(TypedDict):
     runs: list[Run]
     suite_id: NotRequired[str | None]  # set for the experiments of a suite
     role: NotRequired[str | None]  # and their role in it (a preset experiment's)
-    links: NotRequired[ExperimentLinks]
+    links: ExperimentLinks
 
 
 class ExperimentPage(TypedDict):
@@ -103,7 +103,7 @@ class SnapshotInfo(TypedDict):
     sha256: str  # hex digest of the file's bytes
     metrics: Metrics
     created_at: str
-    href: NotRequired[str]  # where to download it
+    href: str  # where to download it
 
 
 class PCAPoint(TypedDict):
@@ -237,3 +237,34 @@ class Claim(TypedDict):
 class Claims(TypedDict):
     suite_id: str
     claims: list[Claim]
+
+
+#: The schema in ``openapi/openapi.json`` (``components.schemas``) each TypedDict above mirrors;
+#: tests/unit/test_client_types.py checks their fields, which are required and their types.
+OPENAPI_SCHEMAS: dict[str, str] = {
+    "FieldError": "FieldError",
+    "Problem": "Problem",
+    "Metrics": "Metrics",
+    "Seeds": "Seeds",
+    "Run": "RunOut",
+    "ExperimentLinks": "ExperimentLinks",
+    "Experiment": "ExperimentOut",
+    "ExperimentPage": "ExperimentPage",
+    "SnapshotInfo": "SnapshotOut",
+    "PCAPoint": "PCAPoint",
+    "PCA": "PCAOut",
+    "Distances": "DistancesOut",
+    "TrajectoryPoint": "TrajectoryPoint",
+    "RunTrajectory": "RunTrajectory",
+    "Trajectory": "TrajectoryOut",
+    "Health": "Health",
+    "Readiness": "Readiness",
+    "PresetExperiment": "PresetExperimentOut",
+    "Preset": "PresetOut",
+    "PresetList": "PresetList",
+    "SuiteExperiment": "SuiteExperiment",
+    "SuiteReport": "SuiteReport",
+    "Suite": "SuiteOut",
+    "Claim": "ClaimOut",
+    "Claims": "ClaimsOut",
+}
