@@ -31,6 +31,7 @@ class Problem(TypedDict):
     detail: NotRequired[str | None]
     instance: NotRequired[str | None]
     errors: NotRequired[list[FieldError] | None]
+    request_id: NotRequired[str | None]  # also in the X-Request-ID header and the server's log
 
 
 class Metrics(TypedDict):
