@@ -16,4 +16,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 python3 -m venv .venv
-.venv/bin/pip install --quiet --disable-pip-version-check -e ./client -e '.[dev]'
+# Versions as CI tested them (constraints.txt, from scripts/constraints.py); pyproject keeps ranges.
+.venv/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e ./client -e '.[dev]'
