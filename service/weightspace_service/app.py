@@ -24,10 +24,16 @@ from weightspace_service.protocol import (
     route_table,
 )
 from weightspace_service.requests import RequestContext
-from weightspace_service.routes import analysis, experiments, health, suites
+from weightspace_service.routes import analysis, experiments, health, lifecycle, suites
 
 # Every router the app serves: included in this order, and the table behind `Allow` headers.
-ROUTERS = (experiments.router, analysis.router, suites.router, health.router)
+ROUTERS = (
+    experiments.router,
+    lifecycle.router,
+    analysis.router,
+    suites.router,
+    health.router,
+)
 
 API_VERSION = "0.1.0"
 log = logging.getLogger(__name__)

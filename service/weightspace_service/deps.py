@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -113,19 +113,26 @@ class Submission:
     celery: Celery
     queue: str
 
-    def enqueue(self, experiments: Sequence[Experiment], *, undo: object) -> None:
-        """Enqueue after the commit (workers must find the rows); if the broker fails, delete
-        ``undo`` so that nothing half-written remains, and answer 503."""
+    def enqueue(self, experiments: Sequence[Experiment], *, undo: Callable[[str], None]) -> None:
+        """Enqueue after the commit (workers must find the rows); if the broker fails, call
+        ``undo`` (with the reason) so that nothing half-done remains, and answer 503."""
         try:
             for experiment in experiments:
                 self.celery.send_task(TRAIN_TASK, args=[str(experiment.id)], queue=experiment.queue)
         except Exception as error:
             log.exception("could not enqueue %s", [str(e.id) for e in experiments])
-            self.session.delete(undo)
+            reason = f"the job queue is unreachable ({type(error).__name__})"
+            undo(reason)
+            raise Unavailable(f"{reason}; nothing was queued") from error
+
+    def deleting(self, row: object) -> Callable[[str], None]:
+        """An ``undo`` that deletes what was just created."""
+
+        def undo(_reason: str) -> None:
+            self.session.delete(row)
             self.session.commit()
-            raise Unavailable(
-                f"the job queue is unreachable ({type(error).__name__}); nothing was created"
-            ) from error
+
+        return undo
 
 
 def get_submission(

@@ -286,10 +286,14 @@ def execute(
     and the others continue from their last stored resume state, bitwise as if never stopped.
     """
     with sessions() as session:
-        experiment = session.get(Experiment, experiment_id)
+        # Locked, as a cancel or delete locks it: neither can slip between this read and commit.
+        experiment = session.get(Experiment, experiment_id, with_for_update=True)
         if experiment is None:  # deleted, or never committed: nothing to do
             return "missing"
         if experiment.status in TERMINAL:
+            if experiment.finished_at is None:  # cancelled while its worker was lost
+                experiment.finished_at = utcnow()
+                session.commit()
             return str(experiment.status)
         spec = ExperimentSpec.model_validate(experiment.spec)
         experiment.status = "running"

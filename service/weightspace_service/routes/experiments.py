@@ -81,7 +81,7 @@ def _decode_cursor(cursor: str) -> object:
 def create_experiment(spec: ExperimentSpec, submission: SubmissionDep) -> JSONResponse:
     """Submit an experiment; it is queued for training and answered with 202 and its URL."""
     experiment = usecases.submit(submission.session, submission.principal, spec, submission.queue)
-    submission.enqueue([experiment], undo=experiment)
+    submission.enqueue([experiment], undo=submission.deleting(experiment))
     body = ExperimentOut.of(experiment)
     return JSONResponse(
         body.model_dump(mode="json"), status_code=202, headers={"Location": body.links.self}

@@ -91,7 +91,7 @@ def create_suite(body: SuiteIn, submission: SubmissionDep) -> JSONResponse:
     suite = usecases.create_suite(
         submission.session, submission.principal, body.preset, body.dataset, submission.queue
     )
-    submission.enqueue(suite.experiments, undo=suite)
+    submission.enqueue(suite.experiments, undo=submission.deleting(suite))
     out = SuiteOut.of(suite, usecases.suite_status(suite))
     return JSONResponse(
         out.model_dump(mode="json"), status_code=202, headers={"Location": f"/suites/{suite.id}"}

@@ -1,0 +1,239 @@
+"""Cancel, delete and retry experiments and suites.
+
+Every transition locks the experiment's row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite
+serialises writers anyway), as the worker does when it starts one, so that a cancel or delete
+never races a worker picking the experiment up.
+
+- Cancel: a queued experiment is cancelled at once; a running one is marked cancelled and its
+  worker stops within seconds (it polls), keeping the snapshots it stored; until the worker has
+  stopped, ``finished_at`` stays empty.
+- Delete: the rows and every stored object under the experiment's prefix (snapshots, resume
+  states, cached Gram matrices); refused (409) while a worker may still write there.
+- Retry: a failed or cancelled experiment is queued again; its runs continue from their last
+  stored resume state (finished runs are kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from weightspace.adapters.db import Experiment, Suite, utcnow
+from weightspace.adapters.experiments import Conflict, NotFound, Owned, Principal
+from weightspace.snapshots import ObjectStore, StoreUnavailable, experiment_prefix
+from weightspace.vocabulary import TERMINAL
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = frozenset({"failed", "cancelled"})
+
+
+def _locked(session: Session, principal: Principal, kind: type[Owned], item_id: uuid.UUID) -> Owned:
+    item = session.scalars(select(kind).where(kind.id == item_id).with_for_update()).one_or_none()
+    if item is None or not principal.owns(item.owner):
+        raise NotFound(f"{kind.__name__.lower()} {item_id} not found")
+    return item
+
+
+def _lock_experiments(session: Session, suite: Suite) -> list[Experiment]:
+    return list(
+        session.scalars(
+            select(Experiment)
+            .where(Experiment.suite_id == suite.id)
+            .order_by(Experiment.created_at)
+            .with_for_update()
+        )
+    )
+
+
+def stopped(experiment: Experiment) -> bool:
+    """No worker writes for it any more: ended, or cancelled and its worker has let go."""
+    if experiment.status in ("succeeded", "failed"):
+        return True
+    if experiment.status == "cancelled":
+        return experiment.finished_at is not None
+    return False
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+def _cancel(experiment: Experiment) -> bool:
+    """Cancel one experiment (row locked); False if it had already ended."""
+    if experiment.status in TERMINAL:
+        return False
+    now = utcnow()
+    running = experiment.status == "running"
+    experiment.status, experiment.error = "cancelled", None
+    if not running:  # no worker holds it: it has stopped already
+        experiment.finished_at = now
+    for run in experiment.runs:
+        if run.status not in TERMINAL:
+            run.status, run.finished_at = "cancelled", now
+    return True
+
+
+def cancel_experiment(
+    session: Session, principal: Principal, experiment_id: uuid.UUID
+) -> Experiment:
+    """Cancel a queued or running experiment; cancelling a cancelled one changes nothing."""
+    experiment = _locked(session, principal, Experiment, experiment_id)
+    if experiment.status in ("succeeded", "failed"):
+        session.rollback()
+        raise Conflict(f"the experiment has already {experiment.status}")
+    _cancel(experiment)
+    session.commit()
+    return experiment
+
+
+def cancel_suite(session: Session, principal: Principal, suite_id: uuid.UUID) -> Suite:
+    """Cancel every experiment of the suite that has not ended."""
+    suite = _locked(session, principal, Suite, suite_id)
+    for experiment in _lock_experiments(session, suite):
+        _cancel(experiment)
+    session.commit()
+    session.refresh(suite)
+    return suite
+
+
+# --------------------------------------------------------------------------- delete
+
+
+def _refuse_unless_stopped(experiments: Sequence[Experiment]) -> None:
+    for experiment in experiments:
+        if experiment.status == "running":
+            raise Conflict(f"experiment {experiment.id} is running: cancel it first")
+        if experiment.status == "cancelled" and not stopped(experiment):
+            raise Conflict(
+                f"experiment {experiment.id} is being cancelled; its worker stops within "
+                "seconds: try again then"
+            )
+
+
+def _delete_objects(store: ObjectStore, prefixes: Sequence[str]) -> None:
+    try:
+        for prefix in prefixes:
+            store.delete_prefix(prefix)
+    except StoreUnavailable:
+        raise
+    except Exception as error:  # e.g. S3 refused or unreachable: nothing is deleted from the DB
+        raise StoreUnavailable(f"the snapshot store could not delete objects: {error}") from error
+
+
+def delete_experiment(
+    session: Session, store: ObjectStore, principal: Principal, experiment_id: uuid.UUID
+) -> None:
+    """Delete the experiment's objects, then its rows (runs, snapshots, caches cascade).
+
+    Objects go first: should the store fail, the experiment is still listed and can be deleted
+    again; no row ever points at a deleted object that a caller could still reach.
+    """
+    experiment = _locked(session, principal, Experiment, experiment_id)
+    try:
+        if experiment.suite_id is not None:
+            raise Conflict(
+                f"the experiment belongs to suite {experiment.suite_id}: delete the suite"
+            )
+        _refuse_unless_stopped([experiment])
+        _delete_objects(store, [experiment_prefix(experiment.id)])
+    except Exception:
+        session.rollback()
+        raise
+    session.delete(experiment)
+    session.commit()
+
+
+def suite_prefix(suite_id: uuid.UUID) -> str:
+    return f"suites/{suite_id.hex}/"
+
+
+def delete_suite(
+    session: Session, store: ObjectStore, principal: Principal, suite_id: uuid.UUID
+) -> None:
+    """Delete the suite, its experiments and their objects, and its report."""
+    suite = _locked(session, principal, Suite, suite_id)
+    experiments = _lock_experiments(session, suite)
+    try:
+        _refuse_unless_stopped(experiments)
+        prefixes = [experiment_prefix(e.id) for e in experiments] + [suite_prefix(suite.id)]
+        _delete_objects(store, prefixes)
+    except Exception:
+        session.rollback()
+        raise
+    for experiment in experiments:
+        session.delete(experiment)
+    session.delete(suite)
+    session.commit()
+
+
+# --------------------------------------------------------------------------- retry
+
+
+def _requeue(experiment: Experiment) -> None:
+    experiment.status, experiment.error, experiment.finished_at = "queued", None, None
+    for run in experiment.runs:
+        if run.status != "succeeded":
+            run.status, run.finished_at = "queued", None
+
+
+def retry_experiment(
+    session: Session, principal: Principal, experiment_id: uuid.UUID
+) -> tuple[Experiment, str]:
+    """Queue a failed or cancelled experiment again; returns it and its previous status (the
+    caller enqueues, and calls :func:`undo_retry` if it cannot)."""
+    experiment = _locked(session, principal, Experiment, experiment_id)
+    previous = experiment.status
+    if previous not in RETRYABLE or not stopped(experiment):
+        session.rollback()
+        raise Conflict(
+            f"only a failed or cancelled experiment can be retried; this one is {previous}"
+            + (" (its worker is still stopping)" if previous == "cancelled" else "")
+        )
+    _requeue(experiment)
+    session.commit()
+    return experiment, previous
+
+
+def retry_suite(
+    session: Session, store: ObjectStore, principal: Principal, suite_id: uuid.UUID
+) -> tuple[Suite, list[Experiment]]:
+    """Queue the suite's failed and cancelled experiments again and reset its report (rebuilt
+    when they have all ended). Returns the suite and the experiments to enqueue."""
+    suite = _locked(session, principal, Suite, suite_id)
+    experiments = _lock_experiments(session, suite)
+    retried = [e for e in experiments if e.status in RETRYABLE]
+    try:
+        if not retried:
+            raise Conflict("the suite has no failed or cancelled experiment to retry")
+        _refuse_unless_stopped(retried)
+        if suite.report_status == "building":
+            raise Conflict("the suite's report is being built: retry when it is done")
+        _delete_objects(store, [suite_prefix(suite.id)])
+    except Exception:
+        session.rollback()
+        raise
+    for experiment in retried:
+        _requeue(experiment)
+    suite.report_status, suite.report_files, suite.claims, suite.report_error = (
+        "pending",
+        None,
+        None,
+        None,
+    )
+    session.commit()
+    session.refresh(suite)
+    return suite, retried
+
+
+def undo_retry(session: Session, experiments: Sequence[Experiment], reason: str) -> None:
+    """The queue refused the retried experiments: mark them failed again, with why."""
+    for experiment in experiments:
+        experiment.status, experiment.error, experiment.finished_at = "failed", reason, utcnow()
+        for run in experiment.runs:
+            if run.status == "queued":
+                run.status, run.finished_at = "failed", utcnow()
+    session.commit()
