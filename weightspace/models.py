@@ -18,6 +18,7 @@ in row-major order.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -32,6 +33,8 @@ class SeededDropout(nn.Module):
     """Inverted dropout whose masks come from an explicit generator, so runs are resumable.
 
     The trainer sets ``generator`` (one per run); its state is part of the run's resume state.
+    A caller may pass the ``keep`` mask itself (the replica-batched trainer draws each replica's
+    masks from that replica's generator, the same draws this module would make).
     """
 
     def __init__(self, p: float) -> None:
@@ -39,11 +42,19 @@ class SeededDropout(nn.Module):
         self.p = p
         self.generator: torch.Generator | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.p
+        if keep is None:
+            keep = draw_mask(x.shape, self.p, self.generator, x.device)
         return x * keep / (1 - self.p)
+
+
+def draw_mask(
+    shape: Sequence[int], p: float, generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
+    """The keep mask of inverted dropout: one uniform draw per element from ``generator``."""
+    return torch.rand(tuple(shape), generator=generator, device=device) >= p
 
 
 class ConvNet(nn.Module):
@@ -66,10 +77,13 @@ class ConvNet(nn.Module):
         self.dropout = SeededDropout(dropout)
         self.fc2 = nn.Linear(hidden, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def dropout_widths(self) -> list[int]:
+        return [self.fc1.out_features]
+
+    def forward(self, x: torch.Tensor, masks: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = self.dropout(F.relu(self.fc1(x.flatten(1))))
+        x = self.dropout(F.relu(self.fc1(x.flatten(1))), masks[0] if masks else None)
         logits: torch.Tensor = self.fc2(x)
         return logits
 
@@ -90,10 +104,13 @@ class MLP(nn.Module):
         self.dropout = SeededDropout(dropout)
         self.out = nn.Linear(sizes[-1], num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def dropout_widths(self) -> list[int]:
+        return [layer.out_features for layer in self.hidden]
+
+    def forward(self, x: torch.Tensor, masks: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         x = x.flatten(1)
-        for layer in self.hidden:
-            x = self.dropout(F.relu(layer(x)))
+        for i, layer in enumerate(self.hidden):
+            x = self.dropout(F.relu(layer(x)), masks[i] if masks else None)
         logits: torch.Tensor = self.out(x)
         return logits
 
@@ -142,6 +159,16 @@ def load_flat_parameters(model: nn.Module, vector: torch.Tensor) -> None:
         nn.utils.vector_to_parameters(
             vector.to(next(model.parameters()).device), model.parameters()
         )
+
+
+def dropout_widths(model: nn.Module) -> list[int]:
+    """Widths of the activations that dropout masks, in the order ``forward`` applies them.
+
+    ``forward(x, masks)`` takes one ``(batch, width)`` keep mask per entry.
+    """
+    if isinstance(model, ConvNet | MLP):
+        return model.dropout_widths()
+    raise TypeError(f"unknown model {type(model).__name__}")
 
 
 def set_noise_generator(model: nn.Module, generator: torch.Generator) -> None:

@@ -9,6 +9,8 @@ vector, in the order of :func:`weightspace.models.parameter_layout`) and string 
 ``metrics``        JSON object of floats (train/test loss and accuracy)
 ``layout``         JSON list of ``[name, shape]`` pairs describing the flat order
 ``params_sha256``  sha256 of the raw little-endian float32 bytes of ``params``
+``environment``    JSON object of strings: what the numbers were computed with (torch version,
+                   device, CPU instruction set, threads; see weightspace.determinism). Optional.
 
 Resume states (parameters, optimizer buffers and RNG states) use the same container with
 ``format`` ``weightspace.state/1``; nothing is ever pickled.
@@ -101,6 +103,7 @@ class Snapshot:
     params: np.ndarray  # float32, shape (P,)
     metrics: Mapping[str, float] = field(default_factory=dict)
     layout: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ def encode_snapshot(snapshot: Snapshot, experiment_id: uuid.UUID | str) -> bytes
         "layout": json.dumps([[name, list(shape)] for name, shape in snapshot.layout]),
         "params_sha256": sha256_hex(params.tobytes()),
     }
+    if snapshot.environment:
+        metadata["environment"] = json.dumps(dict(snapshot.environment), sort_keys=True)
     return st_save({"params": params}, metadata=metadata)
 
 
@@ -151,6 +156,7 @@ def decode_snapshot(data: bytes, sha256: str | None = None) -> Snapshot:
         params=params,
         metrics=json.loads(meta["metrics"]),
         layout=tuple((name, tuple(shape)) for name, shape in json.loads(meta["layout"])),
+        environment=json.loads(meta.get("environment", "{}")),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -92,8 +92,12 @@ class ExperimentSpec(BaseModel):
 
     - ``init``: ``shared`` gives every replica the same initial weights; ``independent`` draws
       each replica's own.
-    - ``data_order``: ``shared`` feeds every replica the same shuffles and dropout masks;
-      ``independent`` gives each its own.
+    - ``data_order``: ``shared`` feeds every replica the same shuffles; ``independent`` gives
+      each its own.
+    - ``dropout_masks``: ``shared`` gives every replica the same stream of dropout masks;
+      ``independent`` gives each its own. Left out, it follows ``data_order`` (the validated spec
+      always states it). Its seeds are derived apart from the shuffles', so an experiment can
+      vary the data order alone (``data_order='independent'``, ``dropout_masks='shared'``).
     - ``pretrain_epochs``: train one model for that many epochs, then clone it into the replicas,
       which continue for ``epochs`` more with their own data order (needs ``init='shared'``).
     - Snapshots are captured at the start of each replica's training (epoch 0, or
@@ -114,7 +118,19 @@ class ExperimentSpec(BaseModel):
     replicas: int = Field(default=1, ge=1, le=64)
     init: Literal["shared", "independent"] = "independent"
     data_order: Literal["shared", "independent"] = "independent"
+    dropout_masks: Literal["shared", "independent"] = Field(
+        default="independent",
+        description="Whether the replicas share one stream of dropout masks; "
+        "left out, the same as `data_order`.",
+    )
     pretrain_epochs: int = Field(default=0, ge=0, le=10_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dropout_follows_data_order(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "dropout_masks" not in data:
+            return {**data, "dropout_masks": data.get("data_order", "independent")}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentSpec:
@@ -156,23 +172,30 @@ class RunPlan:
 
     run: int
     init_seed: int  # initial weights (of the pretrained model, for clones)
-    data_seed: int  # shuffling and dropout masks after the start epoch
-    pretrain_seed: int | None  # shuffling and dropout during pretraining (shared by clones)
+    data_seed: int  # shuffling after the start epoch
+    dropout_seed: int  # dropout masks after the start epoch
+    pretrain_seed: int | None  # shuffling during pretraining (shared by clones)
+    pretrain_dropout_seed: int | None  # dropout masks during pretraining
 
 
 def plan_runs(spec: ExperimentSpec) -> list[RunPlan]:
     """Derive every run's seeds; recorded with the run so a researcher can see them."""
-    pretrain = derive_seed(spec.seed, "pretrain") if spec.pretrain_epochs else None
+    pretraining = spec.pretrain_epochs > 0
+    pretrain = derive_seed(spec.seed, "pretrain") if pretraining else None
+    pretrain_dropout = derive_seed(spec.seed, "pretrain", "dropout") if pretraining else None
     plans = []
     for run in range(spec.replicas):
         init_path = ("init",) if spec.init == "shared" else ("init", run)
         data_path = ("data",) if spec.data_order == "shared" else ("data", run)
+        dropout_path = ("dropout",) if spec.dropout_masks == "shared" else ("dropout", run)
         plans.append(
             RunPlan(
                 run=run,
                 init_seed=derive_seed(spec.seed, *init_path),
                 data_seed=derive_seed(spec.seed, *data_path),
+                dropout_seed=derive_seed(spec.seed, *dropout_path),
                 pretrain_seed=pretrain,
+                pretrain_dropout_seed=pretrain_dropout,
             )
         )
     return plans

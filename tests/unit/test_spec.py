@@ -79,3 +79,19 @@ def test_seeds_are_derived_and_follow_the_design() -> None:
     assert len({p.init_seed for p in indep}) == 3 and len({p.data_seed for p in indep}) == 1
     assert all(p.pretrain_seed is None for p in indep)
     assert plan_runs(spec(seed=1))[0] != plan_runs(spec(seed=2))[0]
+
+
+def test_dropout_masks_follow_data_order_unless_stated_and_are_seeded_apart() -> None:
+    assert spec(data_order="shared").dropout_masks == "shared"
+    assert spec(data_order="independent").dropout_masks == "independent"
+    assert spec().model_dump()["dropout_masks"] == spec().data_order  # always stated
+    # Shuffles vary, masks are shared: experiment 3 can vary the data order alone.
+    plans = plan_runs(spec(replicas=3, data_order="independent", dropout_masks="shared"))
+    assert len({p.data_seed for p in plans}) == 3 and len({p.dropout_seed for p in plans}) == 1
+    assert {p.dropout_seed for p in plans}.isdisjoint({p.data_seed for p in plans})
+    plans = plan_runs(spec(replicas=3, data_order="shared", dropout_masks="independent"))
+    assert len({p.data_seed for p in plans}) == 1 and len({p.dropout_seed for p in plans}) == 3
+    clones = plan_runs(spec(replicas=2, init="shared", pretrain_epochs=2))
+    assert all(p.pretrain_seed != p.pretrain_dropout_seed is not None for p in clones)
+    with pytest.raises(ValidationError):
+        spec(dropout_masks="per-batch")

@@ -102,6 +102,20 @@ def test_independent_init_differs_and_shared_everything_is_identical() -> None:
     assert shared[0, 2].params.tobytes() == shared[1, 2].params.tobytes()
 
 
+@pytest.mark.parametrize(
+    ("data_order", "dropout_masks"), [("shared", "independent"), ("independent", "shared")]
+)
+def test_data_order_and_dropout_masks_vary_apart(data_order: str, dropout_masks: str) -> None:
+    # Same init: the replicas differ only by whichever of the two streams is independent.
+    spec = make_spec(init="shared", data_order=data_order, dropout_masks=dropout_masks, epochs=1)
+    snaps, states = train(spec)
+    assert not np.array_equal(snaps[0, 1].params, snaps[1, 1].params)
+    shared = "data" if data_order == "shared" else "noise"
+    assert states[0, 1].rng[shared].tobytes() == states[1, 1].rng[shared].tobytes()
+    other = "noise" if shared == "data" else "data"
+    assert states[0, 1].rng[other].tobytes() != states[1, 1].rng[other].tobytes()
+
+
 def test_independent_init_shared_data_order_uses_the_same_permutations() -> None:
     # Same data seed: a replica with the same init as run 0 would follow run 0 exactly; here the
     # inits differ, so only the seeds recorded in the plan can show the shared order.
