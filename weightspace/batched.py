@@ -100,7 +100,7 @@ class ReplicaStack:
             for replica in due:
                 slot = replica.run
                 params = list(replica.model.parameters())
-                for i, (stacked, p) in enumerate(zip(self.params, params, strict=True)):
+                for stacked, p in zip(self.params, params, strict=True):
                     p.copy_(stacked[slot])
                     state = self.optimizer.state.get(stacked, {})
                     replica.optimizer.state[p] = {
@@ -115,7 +115,9 @@ class ReplicaStack:
             return []
         device = self.params[0].device
         drawn = {
-            r.run: [draw_mask((batch, w), self.spec.dropout, r.noise_gen, device) for w in self.widths]
+            r.run: [
+                draw_mask((batch, w), self.spec.dropout, r.noise_gen, device) for w in self.widths
+            ]
             for r in due
         }
         return [

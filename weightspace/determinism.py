@@ -97,7 +97,7 @@ def environment(device: torch.device, *, replicas_batched: bool) -> dict[str, st
     }
     if device.type == "cuda":
         env["cuda"] = str(torch.version.cuda)
-        env["cudnn"] = str(torch.backends.cudnn.version())
+        env["cudnn"] = str(torch.backends.cudnn.version())  # type: ignore[no-untyped-call]
         env["cublas_workspace_config"] = os.environ.get("CUBLAS_WORKSPACE_CONFIG", "")
         env["tf32"] = "on" if tf32_enabled() else "off"
     return env

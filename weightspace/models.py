@@ -105,7 +105,7 @@ class MLP(nn.Module):
         self.out = nn.Linear(sizes[-1], num_classes)
 
     def dropout_widths(self) -> list[int]:
-        return [layer.out_features for layer in self.hidden]
+        return [layer.out_features for layer in self.hidden if isinstance(layer, nn.Linear)]
 
     def forward(self, x: torch.Tensor, masks: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         x = x.flatten(1)

@@ -10,7 +10,9 @@ Replicas train one by one, or together as one stack (:mod:`weightspace.batched`)
 draws, data order and optimizer, so the two agree to float rounding, and each is bitwise
 deterministic and resumable on its own. The default is per device: batched on CUDA, where one
 replica's small steps leave the GPU idle; one by one on the CPU, where measurement showed the
-stacked (grouped) convolutions slower than separate ones (docs/benchmarks.md).
+stacked (grouped) convolutions slower than separate ones (docs/benchmarks.md), with the replicas
+of an epoch spread over a few threads (each operation on one intra-op thread, so the numbers do
+not depend on the thread that computes them).
 
 Training runs under :func:`weightspace.determinism.deterministic` (fixed thread count,
 deterministic kernels), so the result does not depend on the process's thread settings; each
@@ -22,8 +24,10 @@ The trainer hands snapshots and states to callbacks and knows nothing about wher
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,9 +91,7 @@ def evaluate(
     return loss.item() / len(y), correct.item() / len(y)
 
 
-def make_optimizer(
-    spec: ExperimentSpec, params: Iterable[torch.Tensor]
-) -> torch.optim.Optimizer:
+def make_optimizer(spec: ExperimentSpec, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
     opt = spec.optimizer
     if opt.name == "sgd":
         return torch.optim.SGD(
@@ -172,6 +174,8 @@ class Trainer:
     """Trains the replicas of ``spec`` on ``data`` (moved to ``device``).
 
     ``batched`` chooses how replicas train (see the module docstring); ``None`` picks by device.
+    ``workers`` bounds the threads that train one-by-one replicas side by side (default: the
+    cores this process may use); it changes the speed, never the numbers.
     """
 
     def __init__(
@@ -181,6 +185,7 @@ class Trainer:
         device: str | torch.device = "cpu",
         *,
         batched: bool | None = None,
+        workers: int | None = None,
     ) -> None:
         self.spec = spec
         self.device = torch.device(device)
@@ -188,6 +193,9 @@ class Trainer:
         self.data = data.to(self.device)
         self.plans = plan_runs(spec)
         self.batched = self.device.type == "cuda" if batched is None else batched
+        # One-by-one replicas train side by side on this many threads, each operation on one
+        # intra-op thread: a replica's numbers do not depend on which thread computes them.
+        self.workers = max(1, min(workers or len(os.sched_getaffinity(0)), spec.replicas))
         self.eval_batch = eval_batch(self.device)
         self.environment = determinism.environment(self.device, replicas_batched=self.batched)
 
@@ -209,12 +217,16 @@ class Trainer:
         """
         resume = dict(resume or {})
         wanted = sorted(set(runs) if runs is not None else {p.run for p in self.plans})
-        with determinism.deterministic(), CaptureWriter(on_snapshot) as writer:
+        with (
+            determinism.deterministic(),
+            CaptureWriter(on_snapshot) as writer,
+            ThreadPoolExecutor(self.workers, thread_name_prefix="replica") as pool,
+        ):
             active = self._start([self.plans[r] for r in wanted], resume)
-            for run in active:
-                if run.run not in resume:
-                    self._capture(run, writer)
-            stepper = self._stepper(active)
+            fresh = [run for run in active if run.run not in resume]
+            for capture in pool.map(self._capture, fresh):
+                writer.put(*capture)
+            stepper = self._stepper(active, pool)
             schedule = set(self.spec.snapshot_epochs())
             for epoch in range(self.spec.first_epoch + 1, self.spec.final_epoch + 1):
                 due = [run for run in active if run.epoch < epoch]
@@ -226,18 +238,21 @@ class Trainer:
                 started = time.perf_counter()
                 losses = stepper(due)
                 seconds = (time.perf_counter() - started) / len(due)
-                for run, loss in zip(due, losses, strict=True):
+                captures = list(pool.map(self._capture, due)) if epoch in schedule else []
+                for i, (run, loss) in enumerate(zip(due, losses, strict=True)):
                     if on_epoch is not None:
                         on_epoch(
                             EpochProgress(run.run, run.epoch, self.spec.final_epoch, loss, seconds)
                         )
-                    if epoch in schedule:
-                        self._capture(run, writer)
+                    if captures:
+                        writer.put(*captures[i])
 
-    def _stepper(self, active: list[Replica]) -> Callable[[list[Replica]], list[float]]:
-        """One epoch of the given replicas, one by one or as one stack."""
+    def _stepper(
+        self, active: list[Replica], pool: ThreadPoolExecutor
+    ) -> Callable[[list[Replica]], list[float]]:
+        """One epoch of the given replicas: one by one (on the pool's threads) or as one stack."""
         if not self.batched:
-            return lambda due: [self._train_epoch(run) for run in due]
+            return lambda due: list(pool.map(self._train_epoch, due))
         from weightspace.batched import ReplicaStack
 
         stack = ReplicaStack(self.spec, self.data, self.plans, active)
@@ -281,11 +296,10 @@ class Trainer:
         run.epoch += 1
         return total.item() / len(y)
 
-    def _capture(self, run: Replica, writer: CaptureWriter) -> None:
-        train_loss, train_acc = evaluate(
-            run.model, self.data.x_train, self.data.y_train, self.eval_batch
-        )
-        test_loss, test_acc = evaluate(run.model, self.data.x_test, self.data.y_test, self.eval_batch)
+    def _capture(self, run: Replica) -> tuple[Snapshot, TrainState]:
+        x, y, batch = self.data.x_train, self.data.y_train, self.eval_batch
+        train_loss, train_acc = evaluate(run.model, x, y, batch)
+        test_loss, test_acc = evaluate(run.model, self.data.x_test, self.data.y_test, batch)
         state = run.state()  # the parameters leave the device once, for snapshot and state
         snapshot = Snapshot(
             run=run.run,
@@ -300,7 +314,7 @@ class Trainer:
             layout=parameter_layout(run.model),
             environment=self.environment,
         )
-        writer.put(snapshot, state)
+        return snapshot, state
 
 
 def loss_along_line(

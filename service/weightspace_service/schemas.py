@@ -26,9 +26,16 @@ class Seeds(BaseModel):
     init: int = Field(
         description="Seed of the initial weights (of the pretrained model, for clones)."
     )
-    data: int = Field(description="Seed of the data order and dropout masks.")
+    data: int = Field(description="Seed of the data order.")
+    dropout: int | None = Field(
+        default=None,
+        description="Seed of the dropout masks (null for runs submitted before it had its own).",
+    )
     pretrain: int | None = Field(
         description="Seed of the pretraining's data order, when pretrain_epochs > 0."
+    )
+    pretrain_dropout: int | None = Field(
+        default=None, description="Seed of the pretraining's dropout masks."
     )
 
 
@@ -42,6 +49,11 @@ class RunOut(BaseModel):
     )
     metrics: Metrics | None = Field(description="Losses and accuracies at the latest snapshot.")
     seeds: Seeds
+    environment: dict[str, str] | None = Field(
+        default=None,
+        description="What the latest snapshot was computed with: torch version, device, CPU "
+        "instruction set, thread count, determinism settings.",
+    )
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
@@ -55,7 +67,14 @@ class RunOut(BaseModel):
             final_epoch=run.final_epoch,
             train_loss=run.train_loss,
             metrics=Metrics(**run.metrics) if run.metrics else None,
-            seeds=Seeds(init=run.init_seed, data=run.data_seed, pretrain=run.pretrain_seed),
+            seeds=Seeds(
+                init=run.init_seed,
+                data=run.data_seed,
+                dropout=run.dropout_seed,
+                pretrain=run.pretrain_seed,
+                pretrain_dropout=run.pretrain_dropout_seed,
+            ),
+            environment=run.environment,
             started_at=run.started_at,
             finished_at=run.finished_at,
             updated_at=run.updated_at,

@@ -99,3 +99,20 @@ def test_training_runs_on_fixed_threads_and_restores_the_setting() -> None:
     decoded = decode_snapshot(encode_snapshot(snapshots[-1], "0" * 32))
     assert decoded.environment == env
     assert np.array_equal(decoded.params, snapshots[-1].params)
+
+
+def test_replicas_side_by_side_on_threads_give_the_same_bits_as_one_after_another() -> None:
+    spec = ExperimentSpec.model_validate({**SPEC, "replicas": 3})
+    results = []
+    for workers in (1, 3):
+        final: dict[int, bytes] = {}
+
+        def keep(snapshot: Snapshot, _state: TrainState, final: dict[int, bytes] = final) -> None:
+            final[snapshot.run] = snapshot.params.tobytes()
+
+        trainer = Trainer(spec, load_dataset(spec.dataset), batched=False, workers=workers)
+        assert trainer.workers == workers
+        trainer.train(keep)
+        results.append(final)
+    assert results[0] == results[1]
+    assert len(set(results[0].values())) == 3

@@ -129,6 +129,10 @@ class Run(Base):
     init_seed: Mapped[int] = mapped_column(BigInteger)
     data_seed: Mapped[int] = mapped_column(BigInteger)
     pretrain_seed: Mapped[int | None] = mapped_column(BigInteger)
+    dropout_seed: Mapped[int | None] = mapped_column(BigInteger)  # null: from before the split
+    pretrain_dropout_seed: Mapped[int | None] = mapped_column(BigInteger)
+    # What the numbers were computed with (weightspace.determinism.environment), at the latest snapshot
+    environment: Mapped[dict[str, str] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="queued")
     epoch: Mapped[int | None] = mapped_column(Integer)  # latest completed epoch
     final_epoch: Mapped[int] = mapped_column(Integer)

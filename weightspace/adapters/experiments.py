@@ -101,6 +101,8 @@ def new_experiment(
             init_seed=plan.init_seed,
             data_seed=plan.data_seed,
             pretrain_seed=plan.pretrain_seed,
+            dropout_seed=plan.dropout_seed,
+            pretrain_dropout_seed=plan.pretrain_dropout_seed,
             final_epoch=spec.final_epoch,
             status="queued",
         )
@@ -225,6 +227,7 @@ class _Recorder:
             run = session.get_one(Run, (self.experiment_id, snapshot.run))
             run.epoch = snapshot.epoch
             run.metrics = dict(snapshot.metrics)
+            run.environment = dict(snapshot.environment)
             previous, run.state_key, run.state_epoch = run.state_key, key, state.epoch
             if snapshot.epoch == run.final_epoch:
                 run.status, run.finished_at = "succeeded", utcnow()

@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(
             "GPU queues need --pool solo or threads: CUDA cannot be used in forked children"
         )
+    from weightspace import determinism
+
+    determinism.prepare_process()  # before anything in this process can create a cuBLAS handle
     from weightspace_worker.celery_app import app
 
     command = [
