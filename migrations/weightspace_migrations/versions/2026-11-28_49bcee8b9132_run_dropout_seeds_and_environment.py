@@ -2,7 +2,7 @@
 their latest snapshot (torch version, device, CPU instruction set, threads).
 
 Revision ID: 49bcee8b9132
-Revises: 5c1d2a7e9b40
+Revises: a83d7d040b98
 Create Date: 2026-11-28 18:16:27.338136
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "49bcee8b9132"
-down_revision: str | Sequence[str] | None = "5c1d2a7e9b40"
+down_revision: str | Sequence[str] | None = "a83d7d040b98"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
