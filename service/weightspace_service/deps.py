@@ -12,14 +12,17 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from weightspace.adapters import idempotency
 from weightspace.adapters.analyses import Analyzer
 from weightspace.adapters.db import Experiment
 from weightspace.adapters.experiments import ANONYMOUS, Principal
+from weightspace.adapters.idempotency import Created
 from weightspace.adapters.queue import TRAIN_TASK
 from weightspace.adapters.settings import Settings
 from weightspace.adapters.tokens import authenticate
 from weightspace.snapshots import ObjectStore
 from weightspace.vocabulary import Queue
+from weightspace_service.params import IdempotencyKeyHeader
 from weightspace_service.problems import Unauthorized, Unavailable
 
 
@@ -112,6 +115,17 @@ class Submission:
     principal: Principal
     celery: Celery
     queue: str
+    idempotency_key: str | None = None
+
+    def create(
+        self, kind: type[Created], request: object, build: Callable[[], Created]
+    ) -> tuple[Created, bool]:
+        """Insert what ``build`` makes, once per ``Idempotency-Key`` and ``request`` (the body,
+        with the queue); returns it and whether it is new (only then is it enqueued)."""
+        payload = {"request": request, "queue": self.queue}
+        return idempotency.create_once(
+            self.session, self.principal, self.idempotency_key, payload, kind, build
+        )
 
     def enqueue(self, experiments: Sequence[Experiment], *, undo: Callable[[str], None]) -> None:
         """Enqueue after the commit (workers must find the rows); if the broker fails, call
@@ -141,8 +155,9 @@ def get_submission(
     celery: CeleryDep,
     settings: SettingsDep,
     queue: QueueParam = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Submission:
-    return Submission(session, principal, celery, queue or settings.default_queue)
+    return Submission(session, principal, celery, queue or settings.default_queue, idempotency_key)
 
 
 SubmissionDep = Annotated[Submission, Depends(get_submission)]

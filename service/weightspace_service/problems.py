@@ -17,6 +17,7 @@ from starlette.types import Message, Scope, Send
 from weightspace.adapters import logs
 from weightspace.adapters.experiments import Conflict, InvalidQuery, NotFound
 from weightspace.adapters.gram_store import DamagedSnapshot
+from weightspace.adapters.idempotency import KeyReused
 from weightspace.snapshots import StoreUnavailable
 from weightspace_service.protocol import allowed_methods
 
@@ -123,6 +124,12 @@ def install(app: FastAPI) -> None:
             f"{field}: {exc}",
             [FieldError(field=field, message=str(exc))],
         )
+
+    @app.exception_handler(KeyReused)
+    async def _key_reused(request: Request, exc: KeyReused) -> JSONResponse:
+        field = "header.Idempotency-Key"
+        errors = [FieldError(field=field, message=str(exc))]
+        return problem_response(request, 422, "Invalid request", f"{field}: {exc}", errors)
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:

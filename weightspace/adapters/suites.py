@@ -43,10 +43,8 @@ def report_key(suite_id: uuid.UUID, name: str) -> str:
     return f"suites/{suite_id.hex}/report/{name}"
 
 
-def create_suite(
-    session: Session, principal: Principal, preset: str, dataset: str | None, queue: str
-) -> Suite:
-    """The suite and its four experiments, committed together; the caller enqueues them."""
+def new_suite(principal: Principal, preset: str, dataset: str | None, queue: str) -> Suite:
+    """The suite and its four experiments, not yet added to a session."""
     loaded = load_preset(preset, dataset)
     suite = Suite(
         id=uuid.uuid4(),
@@ -59,6 +57,14 @@ def create_suite(
         new_experiment(principal, experiment.spec, queue, role=experiment.role)
         for experiment in loaded.experiments
     ]
+    return suite
+
+
+def create_suite(
+    session: Session, principal: Principal, preset: str, dataset: str | None, queue: str
+) -> Suite:
+    """The suite and its four experiments, committed together; the caller enqueues them."""
+    suite = new_suite(principal, preset, dataset, queue)
     session.add(suite)
     session.commit()
     return suite

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from weightspace.adapters import experiments as usecases
+from weightspace.adapters.db import Experiment
 from weightspace.spec import ExperimentSpec
 from weightspace_service.deps import (
     AUTHENTICATED,
@@ -80,8 +81,13 @@ def _decode_cursor(cursor: str) -> object:
 )
 def create_experiment(spec: ExperimentSpec, submission: SubmissionDep) -> JSONResponse:
     """Submit an experiment; it is queued for training and answered with 202 and its URL."""
-    experiment = usecases.submit(submission.session, submission.principal, spec, submission.queue)
-    submission.enqueue([experiment], undo=submission.deleting(experiment))
+    experiment, created = submission.create(
+        Experiment,
+        spec.model_dump(mode="json"),
+        lambda: usecases.new_experiment(submission.principal, spec, submission.queue),
+    )
+    if created:
+        submission.enqueue([experiment], undo=submission.deleting(experiment))
     body = ExperimentOut.of(experiment)
     return JSONResponse(
         body.model_dump(mode="json"), status_code=202, headers={"Location": body.links.self}

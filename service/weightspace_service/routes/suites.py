@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from weightspace.adapters import suites as usecases
+from weightspace.adapters.db import Suite
 from weightspace.adapters.experiments import Conflict
 from weightspace.presets import load_preset, preset_names
 from weightspace.vocabulary import DatasetName, PresetName
@@ -88,10 +89,15 @@ def get_preset(
 )
 def create_suite(body: SuiteIn, submission: SubmissionDep) -> JSONResponse:
     """Submit the preset's four experiments as one suite; the report is built when all have ended."""
-    suite = usecases.create_suite(
-        submission.session, submission.principal, body.preset, body.dataset, submission.queue
+    suite, created = submission.create(
+        Suite,
+        body.model_dump(mode="json"),
+        lambda: usecases.new_suite(
+            submission.principal, body.preset, body.dataset, submission.queue
+        ),
     )
-    submission.enqueue(suite.experiments, undo=submission.deleting(suite))
+    if created:
+        submission.enqueue(suite.experiments, undo=submission.deleting(suite))
     out = SuiteOut.of(suite, usecases.suite_status(suite))
     return JSONResponse(
         out.model_dump(mode="json"), status_code=202, headers={"Location": f"/suites/{suite.id}"}

@@ -1,0 +1,148 @@
+"""Idempotent submits against a real uvicorn server on PostgreSQL, with real concurrency: many
+threads, one key, one experiment (a unique constraint decides, not a lock in Python)."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import func, select
+from weightspace_service.app import create_app
+
+from tests.integration.test_stranger import SPEC, is_problem, settings_for
+from weightspace.adapters.db import Experiment, IdempotencyKey, Suite
+
+pytestmark = pytest.mark.integration
+
+CONCURRENT = 50
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path, migrated_postgres_url: str) -> Iterator[tuple[str, object]]:
+    app = create_app(settings_for(tmp_path, migrated_postgres_url))
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+    served = uvicorn.Server(config)
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not served.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{config.port}", app
+    served.should_exit = True
+    thread.join(timeout=10)
+
+
+def count(app: object, model: type[Experiment] | type[Suite], name: str | None = None) -> int:
+    sessions = app.state.sessions  # type: ignore[attr-defined]
+    query = select(func.count()).select_from(model)
+    if name is not None and model is Experiment:
+        query = query.where(Experiment.name == name)
+    with sessions() as session:
+        return int(session.scalar(query) or 0)
+
+
+def test_concurrent_identical_submits_create_one_experiment(
+    server: tuple[str, object],
+) -> None:
+    url, app = server
+    name = f"race-{secrets.token_hex(4)}"
+    spec = {**SPEC, "name": name}
+    key = str(uuid.uuid4())
+    barrier = threading.Barrier(CONCURRENT)
+
+    def submit(_: int) -> httpx.Response:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            barrier.wait()
+            return client.post("/experiments", json=spec, headers={"Idempotency-Key": key})
+
+    with ThreadPoolExecutor(CONCURRENT) as pool:
+        responses = list(pool.map(submit, range(CONCURRENT)))
+    assert {r.status_code for r in responses} == {202}, {r.text for r in responses}
+    ids = {r.json()["id"] for r in responses}
+    assert len(ids) == 1
+    assert {r.headers["location"] for r in responses} == {f"/experiments/{ids.pop()}"}
+    assert count(app, Experiment, name) == 1
+
+
+def test_same_key_replays_different_body_is_422_and_expired_keys_are_free(
+    server: tuple[str, object],
+) -> None:
+    url, app = server
+    name = f"replay-{secrets.token_hex(4)}"
+    spec = {**SPEC, "name": name}
+    key = str(uuid.uuid4())
+    with httpx.Client(base_url=url) as client:
+        first = client.post("/experiments", json=spec, headers={"Idempotency-Key": key})
+        # Key order and spacing do not make a different request.
+        reordered = dict(reversed(list(spec.items())))
+        again = client.post("/experiments", json=reordered, headers={"Idempotency-Key": key})
+        assert first.status_code == again.status_code == 202
+        assert first.json()["id"] == again.json()["id"]
+        assert first.headers["location"] == again.headers["location"]
+        changed = client.post(
+            "/experiments", json={**spec, "epochs": 2}, headers={"Idempotency-Key": key}
+        )
+        problem = is_problem(changed, 422)
+        assert problem["errors"][0]["field"] == "header.Idempotency-Key"
+        other_queue = client.post(
+            "/experiments", json=spec, params={"queue": "gpu"}, headers={"Idempotency-Key": key}
+        )
+        is_problem(other_queue, 422)
+        as_suite = client.post(
+            "/suites",
+            json={"preset": "quick", "dataset": "digits"},
+            headers={"Idempotency-Key": key},
+        )
+        is_problem(as_suite, 422)
+        assert count(app, Experiment, name) == 1
+        # Without a key, each submit is new.
+        client.post("/experiments", json=spec)
+        assert count(app, Experiment, name) == 2
+
+        sessions = app.state.sessions  # type: ignore[attr-defined]
+        with sessions() as session:
+            row = session.get_one(IdempotencyKey, ("anonymous", key))
+            row.created_at -= timedelta(hours=25)
+            session.commit()
+        later = client.post("/experiments", json=spec, headers={"Idempotency-Key": key})
+        assert later.status_code == 202 and later.json()["id"] != first.json()["id"]
+        assert count(app, Experiment, name) == 3
+
+        for bad in (b"", b"x" * 201, b"tab\there", "é".encode()):
+            response = client.post("/experiments", json=spec, headers={"Idempotency-Key": bad})
+            assert response.status_code == 422, (bad, response.text)
+
+
+def test_suites_are_idempotent_too(server: tuple[str, object]) -> None:
+    url, app = server
+    key = str(uuid.uuid4())
+    body = {"preset": "quick", "dataset": "digits"}
+    with httpx.Client(base_url=url) as client:
+        before = count(app, Suite)
+        first = client.post("/suites", json=body, headers={"Idempotency-Key": key})
+        again = client.post("/suites", json=body, headers={"Idempotency-Key": key})
+        assert first.status_code == again.status_code == 202, (first.text, again.text)
+        assert first.headers["location"] == again.headers["location"]
+        assert count(app, Suite) == before + 1
+        # Deleting the suite frees its key (the key's row goes with it).
+        client.post(f"/suites/{first.json()['id']}/cancel")
+        assert client.delete(f"/suites/{first.json()['id']}").status_code == 204
+        third = client.post("/suites", json=body, headers={"Idempotency-Key": key})
+        assert third.status_code == 202 and third.json()["id"] != first.json()["id"]
