@@ -17,10 +17,10 @@ import httpx
 import pytest
 import uvicorn
 from sqlalchemy import func, select
-from weightspace_service.app import create_app
 
 from tests.integration.test_stranger import SPEC, is_problem, settings_for
 from weightspace.adapters.db import Experiment, IdempotencyKey, Suite
+from weightspace_service.app import create_app
 
 pytestmark = pytest.mark.integration
 
