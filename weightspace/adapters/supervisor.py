@@ -3,8 +3,10 @@
 ``weightspace up``, ``api`` and ``worker`` (and ``reproduce --embedded``) run
 ``python -m weightspace_service`` and ``python -m weightspace_worker`` through this module. It is
 server code, so it lives with the server (the light client imports it lazily, and only for
-those commands); it needs nothing but the standard library, so importing it loads neither the
-web framework nor the queue, and the children find them in the interpreter that runs us.
+those commands): in ``weightspace.adapters``, what the API and the worker share, rather than in
+either of them, since it runs both. It needs nothing but the standard library, so importing it
+loads neither the web framework nor the queue; the children find those in the interpreter that
+runs us.
 
 Failures worth telling the user are :class:`SupervisorError` (a plain-text message and the exit
 status it calls for); the command line decides how to print them.
