@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from weightspace.adapters.analyses import Analyzer
 from weightspace.adapters.db import make_engine, make_sessionmaker
+from weightspace.adapters.maintenance import Maintenance, celery_publisher
 from weightspace.adapters.queue import make_celery
 from weightspace.adapters.settings import Settings
 from weightspace.adapters.storage import store_for
@@ -73,9 +74,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             workers=settings.analysis_workers,
             memory_bytes=settings.analysis_memory_bytes,
         )
+        # Outbox relay and lease reaper (see weightspace.adapters.maintenance).
+        app.state.maintenance = Maintenance(
+            settings, app.state.sessions, celery_publisher(app.state.celery)
+        )
+        app.state.maintenance.start()
         try:
             yield
         finally:
+            app.state.maintenance.stop()
             app.state.analyzer.shutdown()
             blas.restore_original_limits()
             app.state.engine.dispose()

@@ -17,13 +17,13 @@ from weightspace.adapters.analyses import Analyzer
 from weightspace.adapters.db import Experiment
 from weightspace.adapters.experiments import ANONYMOUS, Principal
 from weightspace.adapters.idempotency import Created
-from weightspace.adapters.queue import TRAIN_TASK
+from weightspace.adapters.maintenance import Maintenance
 from weightspace.adapters.settings import Settings
 from weightspace.adapters.tokens import authenticate
 from weightspace.snapshots import ObjectStore
 from weightspace.vocabulary import Queue
 from weightspace_service.params import IdempotencyKeyHeader
-from weightspace_service.problems import Unauthorized, Unavailable
+from weightspace_service.problems import Unauthorized
 
 
 def get_settings(request: Request) -> Settings:
@@ -48,6 +48,10 @@ def get_sessions(request: Request) -> sessionmaker[Session]:
 
 def get_analyzer(request: Request) -> Analyzer:
     return request.app.state.analyzer  # type: ignore[no-any-return]
+
+
+def get_maintenance(request: Request) -> Maintenance:
+    return request.app.state.maintenance  # type: ignore[no-any-return]
 
 
 def get_celery(request: Request) -> Celery:
@@ -94,6 +98,7 @@ SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 AnalyzerDep = Annotated[Analyzer, Depends(get_analyzer)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
+MaintenanceDep = Annotated[Maintenance, Depends(get_maintenance)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 OptionalPrincipalDep = Annotated[Principal | None, Depends(get_optional_principal)]
 #: For routers: every route needs a principal (FastAPI resolves it once per request).
@@ -113,7 +118,7 @@ class Submission:
 
     session: Session
     principal: Principal
-    celery: Celery
+    maintenance: Maintenance
     queue: str
     idempotency_key: str | None = None
 
@@ -127,37 +132,28 @@ class Submission:
             self.session, self.principal, self.idempotency_key, payload, kind, build
         )
 
-    def enqueue(self, experiments: Sequence[Experiment], *, undo: Callable[[str], None]) -> None:
-        """Enqueue after the commit (workers must find the rows); if the broker fails, call
-        ``undo`` (with the reason) so that nothing half-done remains, and answer 503."""
-        try:
-            for experiment in experiments:
-                self.celery.send_task(TRAIN_TASK, args=[str(experiment.id)], queue=experiment.queue)
-        except Exception as error:
-            log.exception("could not enqueue %s", [str(e.id) for e in experiments])
-            reason = f"the job queue is unreachable ({type(error).__name__})"
-            undo(reason)
-            raise Unavailable(f"{reason}; nothing was queued") from error
-
-    def deleting(self, row: object) -> Callable[[str], None]:
-        """An ``undo`` that deletes what was just created."""
-
-        def undo(_reason: str) -> None:
-            self.session.delete(row)
-            self.session.commit()
-
-        return undo
+    def enqueue(self, experiments: Sequence[Experiment], *, undo: object = None) -> None:
+        """Publish the committed experiments' tasks now. Their outbox entries were committed
+        with them, so a broker that is down or hangs delays the tasks but loses none, and the
+        request does not wait for it (see weightspace.adapters.outbox)."""
+        self.maintenance.wake()
 
 
 def get_submission(
+    request: Request,
     session: SessionDep,
     principal: PrincipalDep,
-    celery: CeleryDep,
     settings: SettingsDep,
     queue: QueueParam = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Submission:
-    return Submission(session, principal, celery, queue or settings.default_queue, idempotency_key)
+    return Submission(
+        session,
+        principal,
+        get_maintenance(request),
+        queue or settings.default_queue,
+        idempotency_key,
+    )
 
 
 SubmissionDep = Annotated[Submission, Depends(get_submission)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,9 @@ from sklearn.decomposition import PCA
 from sqlalchemy import event, func, select
 
 from weightspace.adapters import experiments as usecases
-from weightspace.adapters.db import Experiment
+from weightspace.adapters.db import Experiment, OutboxEntry
+from weightspace.adapters.maintenance import celery_publisher
+from weightspace.adapters.queue import TRAIN_TASK, make_celery
 from weightspace.adapters.settings import Settings
 from weightspace.snapshots import decode_snapshot
 from weightspace_service.app import create_app
@@ -107,21 +110,45 @@ def test_bad_spec_is_a_problem_naming_the_field_and_writes_nothing(
         assert session.scalar(select(func.count()).select_from(Experiment)) == before
 
 
-def test_unreachable_queue_is_503_and_nothing_is_written(
+def test_unreachable_queue_keeps_the_task_in_the_outbox_until_it_is_back(
     tmp_path: Path, migrated_postgres_url: str
 ) -> None:
     settings = make_settings(tmp_path, migrated_postgres_url, broker_url="redis://127.0.0.1:9/0")
     with TestClient(create_app(settings)) as client:
-        sessions = client.app.state.sessions  # type: ignore[attr-defined]
-        with sessions() as session:
-            before = session.scalar(select(func.count()).select_from(Experiment))
+        state = client.app.state  # type: ignore[attr-defined]
         response = client.post("/experiments", json=SPEC)
-        assert response.status_code == 503
-        assert response.headers["content-type"] == "application/problem+json"
-        with sessions() as session:
-            assert session.scalar(select(func.count()).select_from(Experiment)) == before
+        assert response.status_code == 202  # committed with its outbox entry: nothing is lost
+        experiment_id = uuid.UUID(response.json()["id"])
+
+        def entry() -> OutboxEntry:
+            with state.sessions() as session:
+                return session.scalars(
+                    select(OutboxEntry).where(OutboxEntry.experiment_id == experiment_id)
+                ).one()
+
+        deadline = time.monotonic() + 30
+        while entry().attempts == 0 and time.monotonic() < deadline:  # the relay thread tries
+            time.sleep(0.1)
+        failed = entry()
+        assert failed.sent_at is None and failed.attempts >= 1 and failed.last_error
+        assert "127.0.0.1" not in failed.last_error  # named, without the address
         ready = client.get("/ready")
         assert ready.status_code == 503 and ready.json()["checks"]["broker"] != "ok"
+        # The broker is back: the relay publishes the pending task and marks it sent.
+        working = make_celery(make_settings(tmp_path, migrated_postgres_url))
+        state.maintenance.relay.publish = celery_publisher(working)
+        state.maintenance.wake()
+        deadline = time.monotonic() + 30
+        while entry().sent_at is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert entry().sent_at is not None
+        with working.connection_for_read() as connection:
+            queue = connection.SimpleQueue("cpu")
+            message = queue.get(timeout=5)
+            assert message.headers["task"] == TRAIN_TASK
+            assert str(experiment_id) in message.headers["argsrepr"]
+            message.ack()
+            queue.close()
 
 
 def test_health_and_ready(client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -74,12 +75,15 @@ def test_dying_after_a_write_then_running_again_gives_the_uninterrupted_trajecto
     with sessions() as session:
         experiment_id = usecases.submit(session, usecases.ANONYMOUS, SPEC, "cpu").id
     with pytest.raises(Died):
-        usecases.execute(sessions, store, experiment_id, device="cpu")
+        usecases.execute(sessions, store, experiment_id, device="cpu", lease_seconds=1.0)
     with sessions() as session:
         assert (
             session.get(Experiment, experiment_id).status == "running"
         )  # as a killed worker leaves it
-    # The broker redelivers the task: the same call again.
+    # While the dead worker's lease lasts, nobody else trains its runs; once it has run out,
+    # the re-enqueued task (the same call again) resumes them.
+    assert usecases.execute(sessions, store, experiment_id, device="cpu") == "busy"
+    time.sleep(1.2)
     assert usecases.execute(sessions, store, experiment_id, device="cpu") == "succeeded"
 
     expected = trajectory(sessions, reference_store, reference)

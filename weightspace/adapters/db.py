@@ -84,8 +84,12 @@ class Suite(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    # Deleting a suite deletes its experiments (all or nothing, like its submission).
     experiments: Mapped[list[Experiment]] = relationship(
-        back_populates="suite", order_by="Experiment.created_at", passive_deletes=True
+        back_populates="suite",
+        order_by="Experiment.created_at",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
     )
 
 
@@ -142,6 +146,9 @@ class Run(Base):
     metrics: Mapped[dict[str, float] | None] = mapped_column(JSON)  # at the latest snapshot
     state_key: Mapped[str | None] = mapped_column(String(300))  # latest resume state
     state_epoch: Mapped[int | None] = mapped_column(Integer)
+    # Who trains the run, until when (renewed by the worker's heartbeat; see adapters.leases).
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -206,6 +213,24 @@ class RateWindow(Base):
     subject: Mapped[str] = mapped_column(String(200), primary_key=True)
     window: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # start, in epoch seconds
     count: Mapped[int] = mapped_column(Integer)
+
+
+class OutboxEntry(Base):
+    """A task to publish, written in the transaction that makes it due (see adapters.outbox)."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task: Mapped[str] = mapped_column(String(100))
+    args: Mapped[list[Any]] = mapped_column(JSON)
+    queue: Mapped[str] = mapped_column(String(50))
+    experiment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 def make_engine(url: str) -> Engine:

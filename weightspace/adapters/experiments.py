@@ -1,6 +1,7 @@
-"""Use cases shared by the API and the worker: submit, read and execute experiments.
+"""Use cases shared by the API and the worker: submit and read experiments.
 
-Analyses are in :mod:`weightspace.adapters.analyses`.
+Executing one is in :mod:`weightspace.adapters.execution` (re-exported here as ``execute``),
+analyses are in :mod:`weightspace.adapters.analyses`.
 
 The API and the Celery task are thin adapters over these functions; these in turn hold no
 training or analysis math, which lives in the core (``weightspace.training``,
@@ -10,18 +11,15 @@ training or analysis math, which lives in the core (``weightspace.training``,
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, selectinload
 
-from weightspace.adapters import logs
+from weightspace.adapters import outbox
 from weightspace.adapters.db import (
     Experiment,
     Run,
@@ -29,19 +27,8 @@ from weightspace.adapters.db import (
     Suite,
     utcnow,
 )
-from weightspace.data import load_dataset
-from weightspace.snapshots import (
-    ObjectStore,
-    Snapshot,
-    TrainState,
-    decode_state,
-    encode_state,
-    put_snapshot,
-    state_key,
-)
+from weightspace.adapters.execution import execute as execute  # re-exported
 from weightspace.spec import ExperimentSpec, plan_runs
-from weightspace.training import Cancelled, EpochProgress, Trainer
-from weightspace.vocabulary import TERMINAL
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +99,11 @@ def new_experiment(
 
 
 def submit(session: Session, principal: Principal, spec: ExperimentSpec, queue: str) -> Experiment:
-    """Insert the experiment and its runs and commit; the caller enqueues."""
+    """Insert the experiment, its runs and its task's outbox entry in one transaction; the
+    outbox relay publishes the task (see :mod:`weightspace.adapters.outbox`)."""
     experiment = new_experiment(principal, spec, queue)
     session.add(experiment)
+    outbox.add_trainings(session, experiment)
     session.commit()
     return experiment
 
@@ -187,149 +176,3 @@ def get_snapshot_record(
     if record is None:
         raise NotFound(f"no snapshot of run {run} at epoch {epoch}")
     return record
-
-
-# --------------------------------------------------------------------------- execute
-
-
-class _Recorder:
-    """The trainer's callbacks: snapshots and states to the store, metadata and progress to the DB."""
-
-    CANCEL_POLL_SECONDS = 2.0
-
-    def __init__(
-        self, sessions: sessionmaker[Session], store: ObjectStore, experiment_id: uuid.UUID
-    ) -> None:
-        self.sessions = sessions
-        self.store = store
-        self.experiment_id = experiment_id
-        self._checked = 0.0
-        self._lock = threading.Lock()
-
-    def snapshot(self, snapshot: Snapshot, state: TrainState) -> None:
-        stored = put_snapshot(self.store, self.experiment_id, snapshot)
-        key = state_key(self.experiment_id, state.run, state.epoch)
-        self.store.put(key, encode_state(state, self.experiment_id))
-        with self.sessions() as session:
-            session.merge(
-                SnapshotRecord(
-                    experiment_id=self.experiment_id,
-                    run=snapshot.run,
-                    epoch=snapshot.epoch,
-                    key=stored.key,
-                    size=stored.size,
-                    sha256=stored.sha256,
-                    parameters=int(snapshot.params.size),
-                    metrics=dict(snapshot.metrics),
-                    created_at=utcnow(),
-                )
-            )
-            run = session.get_one(Run, (self.experiment_id, snapshot.run))
-            run.epoch = snapshot.epoch
-            run.metrics = dict(snapshot.metrics)
-            run.environment = dict(snapshot.environment)
-            previous, run.state_key, run.state_epoch = run.state_key, key, state.epoch
-            if snapshot.epoch == run.final_epoch:
-                run.status, run.finished_at = "succeeded", utcnow()
-            session.commit()
-        if previous is not None and previous != key:
-            self.store.delete_prefix(previous)  # superseded, now that the database points past it
-
-    def progress(self, progress: EpochProgress) -> None:
-        with logs.context(run=progress.run, epoch=progress.epoch):
-            log.info(
-                "epoch %d/%d: train loss %.4f (%.1f s)",
-                progress.epoch,
-                progress.final_epoch,
-                progress.train_loss,
-                progress.seconds,
-            )
-        with self.sessions() as session:
-            run = session.get_one(Run, (self.experiment_id, progress.run))
-            run.epoch, run.train_loss = progress.epoch, progress.train_loss
-            session.commit()
-
-    def cancelled(self) -> bool:
-        now = time.monotonic()
-        if now - self._checked < self.CANCEL_POLL_SECONDS:
-            return False
-        self._checked = now
-        with self.sessions() as session:
-            status = session.scalar(
-                select(Experiment.status).where(Experiment.id == self.experiment_id)
-            )
-            return status == "cancelled"
-
-
-def _finish(
-    sessions: sessionmaker[Session], experiment_id: uuid.UUID, status: str, error: str | None = None
-) -> None:
-    with sessions() as session:
-        experiment = session.get_one(Experiment, experiment_id)
-        experiment.status, experiment.error, experiment.finished_at = status, error, utcnow()
-        for run in experiment.runs:
-            if run.status not in TERMINAL:
-                run.status = status
-                run.finished_at = utcnow()
-        session.commit()
-
-
-def execute(
-    sessions: sessionmaker[Session],
-    store: ObjectStore,
-    experiment_id: uuid.UUID,
-    *,
-    device: str,
-    data_dir: Path | None = None,
-    allow_download: bool = False,
-) -> str:
-    """Train a queued (or interrupted) experiment to the end; return its final status.
-
-    Safe to call again for the same experiment (a redelivered task): finished runs are skipped
-    and the others continue from their last stored resume state, bitwise as if never stopped.
-    """
-    with sessions() as session:
-        # Locked, as a cancel or delete locks it: neither can slip between this read and commit.
-        experiment = session.get(Experiment, experiment_id, with_for_update=True)
-        if experiment is None:  # deleted, or never committed: nothing to do
-            return "missing"
-        if experiment.status in TERMINAL:
-            if experiment.finished_at is None:  # cancelled while its worker was lost
-                experiment.finished_at = utcnow()
-                session.commit()
-            return str(experiment.status)
-        spec = ExperimentSpec.model_validate(experiment.spec)
-        experiment.status = "running"
-        experiment.started_at = experiment.started_at or utcnow()
-        todo, resume = [], {}
-        for run in experiment.runs:
-            if run.status == "succeeded":
-                continue
-            todo.append(run.run)
-            run.status, run.started_at = "running", run.started_at or utcnow()
-            if run.state_key is not None:
-                resume[run.run] = decode_state(store.get(run.state_key))
-        session.commit()
-    log.info("training runs %s on %s (%d resumed from a stored state)", todo, device, len(resume))
-
-    recorder = _Recorder(sessions, store, experiment_id)
-    try:
-        data = load_dataset(spec.dataset, data_dir, allow_download=allow_download)
-        Trainer(spec, data, device).train(
-            recorder.snapshot,
-            resume=resume,
-            runs=todo,
-            on_epoch=recorder.progress,
-            should_stop=recorder.cancelled,
-        )
-    except Cancelled:
-        log.info("cancelled")
-        _finish(sessions, experiment_id, "cancelled")
-        return "cancelled"
-    except Exception as error:
-        log.exception("failed")
-        _finish(sessions, experiment_id, "failed", f"{type(error).__name__}: {error}")
-        raise
-    log.info("succeeded")
-    _finish(sessions, experiment_id, "succeeded")
-    return "succeeded"

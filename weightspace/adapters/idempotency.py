@@ -18,6 +18,7 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from weightspace.adapters import outbox
 from weightspace.adapters.db import Experiment, IdempotencyKey, Suite, utcnow
 from weightspace.adapters.experiments import Conflict, Principal
 
@@ -70,6 +71,7 @@ def create_once(
     if key is None:
         item = build()
         session.add(item)
+        outbox.add_trainings(session, item)  # its tasks commit with it
         session.commit()
         return item, True
     digest = fingerprint([kind.__tablename__, payload])
@@ -78,7 +80,7 @@ def create_once(
         return existing, False
     probe = build()
     session.add(probe)
-    session.flush()  # the resource's rows before the key's, which references them
+    outbox.add_trainings(session, probe)  # its tasks commit with it (flushed: rows first)
     session.add(
         IdempotencyKey(
             owner=principal.id,

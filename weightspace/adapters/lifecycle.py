@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from weightspace.adapters import outbox
 from weightspace.adapters.db import Experiment, Suite, utcnow
 from weightspace.adapters.experiments import Conflict, NotFound, Owned, Principal
 from weightspace.snapshots import ObjectStore, StoreUnavailable, experiment_prefix
@@ -173,7 +174,9 @@ def delete_suite(
 # --------------------------------------------------------------------------- retry
 
 
-def _requeue(experiment: Experiment) -> None:
+def _requeue(session: Session, experiment: Experiment) -> None:
+    """Queued again, with its task in the outbox (published once this transaction commits)."""
+    outbox.add_training(session, experiment)
     experiment.status, experiment.error, experiment.finished_at = "queued", None, None
     for run in experiment.runs:
         if run.status != "succeeded":
@@ -183,8 +186,8 @@ def _requeue(experiment: Experiment) -> None:
 def retry_experiment(
     session: Session, principal: Principal, experiment_id: uuid.UUID
 ) -> tuple[Experiment, str]:
-    """Queue a failed or cancelled experiment again; returns it and its previous status (the
-    caller enqueues, and calls :func:`undo_retry` if it cannot)."""
+    """Queue a failed or cancelled experiment again (its task committed to the outbox with
+    it); returns it and its previous status."""
     experiment = _locked(session, principal, Experiment, experiment_id)
     previous = experiment.status
     if previous not in RETRYABLE or not stopped(experiment):
@@ -193,7 +196,7 @@ def retry_experiment(
             f"only a failed or cancelled experiment can be retried; this one is {previous}"
             + (" (its worker is still stopping)" if previous == "cancelled" else "")
         )
-    _requeue(experiment)
+    _requeue(session, experiment)
     session.commit()
     return experiment, previous
 
@@ -217,7 +220,7 @@ def retry_suite(
         session.rollback()
         raise
     for experiment in retried:
-        _requeue(experiment)
+        _requeue(session, experiment)
     suite.report_status, suite.report_files, suite.claims, suite.report_error = (
         "pending",
         None,
@@ -227,13 +230,3 @@ def retry_suite(
     session.commit()
     session.refresh(suite)
     return suite, retried
-
-
-def undo_retry(session: Session, experiments: Sequence[Experiment], reason: str) -> None:
-    """The queue refused the retried experiments: mark them failed again, with why."""
-    for experiment in experiments:
-        experiment.status, experiment.error, experiment.finished_at = "failed", reason, utcnow()
-        for run in experiment.runs:
-            if run.status == "queued":
-                run.status, run.finished_at = "failed", utcnow()
-    session.commit()

@@ -50,6 +50,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="Largest request body accepted (413 above)."
     )
+    # Leases: a worker renews its runs' lease every lease_seconds / 3; the reaper (every
+    # reaper_interval seconds) re-enqueues experiments whose lease ran out (a dead worker), and
+    # queued ones whose task was published requeue_after seconds ago and never picked up.
+    lease_seconds: float = Field(default=30.0, gt=0)
+    reaper_interval: float = Field(default=5.0, gt=0)
+    requeue_after: float = Field(default=600.0, gt=0)
+    # The outbox relay publishes due tasks every relay_interval seconds (and at once after a
+    # submission), giving up on a publish after publish_timeout seconds (a black-holed broker).
+    relay_interval: float = Field(default=2.0, gt=0)
+    publish_timeout: float = Field(default=5.0, gt=0)
+    # Transient faults (database, store) in the worker: retried with exponential backoff from
+    # retry_base seconds up to retry_max, at most retry_attempts times, then named as failed.
+    retry_base: float = Field(default=1.0, gt=0)
+    retry_max: float = Field(default=60.0, gt=0)
+    retry_attempts: int = Field(default=20, ge=0)
     # Analyses in the API process: a bounded pool, one BLAS thread each, recent Grams in memory.
     analysis_workers: int = Field(default=2, ge=1, le=64)
     analysis_blas_threads: int = Field(default=1, ge=1, le=64)

@@ -19,14 +19,16 @@ import numpy as np
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from weightspace.adapters import outbox
 from weightspace.adapters.analyses import all_snapshots
-from weightspace.adapters.db import Suite, utcnow
+from weightspace.adapters.db import Experiment, Suite, utcnow
 from weightspace.adapters.experiments import (
     NotFound,
     Principal,
     get_owned,
     new_experiment,
 )
+from weightspace.adapters.queue import REPORT_TASK
 from weightspace.claims import ExperimentResult, LineLoss
 from weightspace.data import load_dataset
 from weightspace.presets import load_preset
@@ -63,9 +65,10 @@ def new_suite(principal: Principal, preset: str, dataset: str | None, queue: str
 def create_suite(
     session: Session, principal: Principal, preset: str, dataset: str | None, queue: str
 ) -> Suite:
-    """The suite and its four experiments, committed together; the caller enqueues them."""
+    """The suite, its four experiments and their tasks' outbox entries, committed together."""
     suite = new_suite(principal, preset, dataset, queue)
     session.add(suite)
+    outbox.add_trainings(session, suite)  # in the same transaction: all or nothing
     session.commit()
     return suite
 
@@ -86,17 +89,23 @@ def suite_status(suite: Suite) -> str:
     return "queued" if statuses == {"queued"} else "running"
 
 
-def claim_report(sessions: sessionmaker[Session], suite_id: uuid.UUID) -> bool:
-    """Mark the report as being built, if every experiment has ended and nobody else has."""
+def enqueue_report(sessions: sessionmaker[Session], experiment_id: uuid.UUID) -> bool:
+    """Once every experiment of ``experiment_id``'s suite has ended, claim its report (nobody
+    else will) and add the report task to the outbox, in one transaction."""
     with sessions() as session:
-        suite = session.get(Suite, suite_id)
-        if suite is None or not {e.status for e in suite.experiments} <= TERMINAL:
+        experiment = session.get(Experiment, experiment_id)
+        if experiment is None or experiment.suite_id is None:
+            return False
+        suite = session.get_one(Suite, experiment.suite_id)
+        if not {e.status for e in suite.experiments} <= TERMINAL:
             return False
         claimed = session.execute(
             update(Suite)
-            .where(Suite.id == suite_id, Suite.report_status == "pending")
+            .where(Suite.id == suite.id, Suite.report_status == "pending")
             .values(report_status="building", updated_at=utcnow())
         )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            outbox.add(session, REPORT_TASK, [str(suite.id)], experiment.queue)
         session.commit()
         return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 

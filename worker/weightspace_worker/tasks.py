@@ -9,11 +9,12 @@ from typing import Any
 from celery import Task
 from sqlalchemy.orm import Session, sessionmaker
 
-from weightspace.adapters import experiments, logs, suites
-from weightspace.adapters.db import Experiment, make_engine, make_sessionmaker
+from weightspace.adapters import execution, faults, logs, suites
+from weightspace.adapters.db import make_engine, make_sessionmaker
 from weightspace.adapters.queue import REPORT_TASK, TRAIN_TASK
 from weightspace.adapters.storage import store_for
 from weightspace.snapshots import ObjectStore
+from weightspace.vocabulary import TERMINAL
 from weightspace_worker.celery_app import app, settings
 
 
@@ -37,26 +38,33 @@ def _job_options(task: Task) -> dict[str, Any]:
     }
 
 
-@app.task(name=TRAIN_TASK, bind=True)
+@app.task(name=TRAIN_TASK, bind=True, max_retries=None)
 def train_experiment(self: Task, experiment_id: str) -> str:
-    """Train one experiment to the end (or resume it after a lost worker)."""
+    """Train one experiment to the end (or resume it after a lost worker or a transient fault)."""
     sessions, store = _resources()
-    try:
-        with logs.context(experiment_id=experiment_id):
-            return experiments.execute(
+    with logs.context(experiment_id=experiment_id):
+        try:
+            status = execution.execute(
                 sessions,
                 store,
                 uuid.UUID(experiment_id),
+                lease_seconds=settings.lease_seconds,
                 **_job_options(self),
             )
-    finally:
-        with sessions() as session:
-            experiment = session.get(Experiment, uuid.UUID(experiment_id))
-            suite_id, queue = (
-                (experiment.suite_id, experiment.queue) if experiment else (None, None)
-            )
-        if suite_id is not None and suites.claim_report(sessions, suite_id):
-            build_report.apply_async(args=[str(suite_id)], queue=queue)
+        except faults.Transient as error:
+            attempt = self.request.retries
+            if attempt < settings.retry_attempts:
+                delay = faults.backoff(attempt, settings.retry_base, settings.retry_max)
+                raise self.retry(countdown=delay, exc=error) from error
+            status = "failed"
+            message = f"gave up after {attempt + 1} attempts: {error}"
+            execution.finish(sessions, uuid.UUID(experiment_id), status, message)
+        except Exception:  # failed for good (execute recorded why): its suite may be done
+            suites.enqueue_report(sessions, uuid.UUID(experiment_id))
+            raise
+        if status in TERMINAL:
+            suites.enqueue_report(sessions, uuid.UUID(experiment_id))
+        return status
 
 
 @app.task(name=REPORT_TASK, bind=True)

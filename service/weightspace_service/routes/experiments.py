@@ -87,7 +87,7 @@ def create_experiment(spec: ExperimentSpec, submission: SubmissionDep) -> JSONRe
         lambda: usecases.new_experiment(submission.principal, spec, submission.queue),
     )
     if created:
-        submission.enqueue([experiment], undo=submission.deleting(experiment))
+        submission.enqueue([experiment])
     body = ExperimentOut.of(experiment)
     return JSONResponse(
         body.model_dump(mode="json"), status_code=202, headers={"Location": body.links.self}

@@ -12,11 +12,10 @@ from weightspace.adapters import lifecycle
 from weightspace.adapters.suites import suite_status
 from weightspace_service.deps import (
     AUTHENTICATED,
-    CeleryDep,
+    MaintenanceDep,
     PrincipalDep,
     SessionDep,
     StoreDep,
-    Submission,
 )
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
@@ -77,15 +76,15 @@ def delete_experiment(
     responses={**_location("experiment"), **problem_responses(404, 409, 422, 503)},
 )
 def retry_experiment(
-    experiment_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, celery: CeleryDep
+    experiment_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+    maintenance: MaintenanceDep,
 ) -> JSONResponse:
     """Queue a failed or cancelled experiment again: finished runs are kept, the others continue
     from their last stored state (bitwise as if never stopped)."""
     experiment, _ = lifecycle.retry_experiment(session, principal, experiment_id)
-    submission = Submission(session, principal, celery, experiment.queue)
-    submission.enqueue(
-        [experiment], undo=lambda reason: lifecycle.undo_retry(session, [experiment], reason)
-    )
+    maintenance.wake()  # its task was committed to the outbox with it: publish it now
     body = ExperimentOut.of(experiment)
     return JSONResponse(
         body.model_dump(mode="json"), status_code=202, headers={"Location": body.links.self}
@@ -126,14 +125,13 @@ def retry_suite(
     suite_id: uuid.UUID,
     session: SessionDep,
     principal: PrincipalDep,
-    celery: CeleryDep,
+    maintenance: MaintenanceDep,
     store: StoreDep,
 ) -> JSONResponse:
     """Queue the suite's failed and cancelled experiments again; the report is rebuilt when
     they have all ended."""
-    suite, retried = lifecycle.retry_suite(session, store, principal, suite_id)
-    submission = Submission(session, principal, celery, retried[0].queue)
-    submission.enqueue(retried, undo=lambda reason: lifecycle.undo_retry(session, retried, reason))
+    suite, _ = lifecycle.retry_suite(session, store, principal, suite_id)
+    maintenance.wake()  # their tasks were committed to the outbox with them: publish them now
     out = SuiteOut.of(suite, suite_status(suite))
     return JSONResponse(
         out.model_dump(mode="json"), status_code=202, headers={"Location": f"/suites/{suite.id}"}

@@ -97,7 +97,7 @@ def create_suite(body: SuiteIn, submission: SubmissionDep) -> JSONResponse:
         ),
     )
     if created:
-        submission.enqueue(suite.experiments, undo=submission.deleting(suite))
+        submission.enqueue(suite.experiments)
     out = SuiteOut.of(suite, usecases.suite_status(suite))
     return JSONResponse(
         out.model_dump(mode="json"), status_code=202, headers={"Location": f"/suites/{suite.id}"}

@@ -1,0 +1,198 @@
+"""Leases, the reaper and the outbox: nothing stays stuck, nothing is trained twice at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from weightspace.adapters import execution, leases, outbox
+from weightspace.adapters import experiments as usecases
+from weightspace.adapters.db import (
+    Experiment,
+    OutboxEntry,
+    Run,
+    Suite,
+    make_engine,
+    make_sessionmaker,
+    utcnow,
+)
+from weightspace.adapters.migrate import upgrade
+from weightspace.adapters.suites import create_suite
+from weightspace.snapshots import LocalStore
+from weightspace.spec import ExperimentSpec
+
+pytestmark = pytest.mark.integration
+
+SPEC = ExperimentSpec.model_validate(
+    {
+        "seed": 4,
+        "dataset": {"name": "digits", "train_size": 200, "test_size": 50},
+        "model": {"kind": "mlp", "hidden": [8]},
+        "epochs": 40,
+        "snapshot_every": 10,
+        "replicas": 1,
+    }
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(request: pytest.FixtureRequest) -> sessionmaker[Session]:
+    url = (
+        request.getfixturevalue("sqlite_url")
+        if request.param == "sqlite"
+        else request.getfixturevalue("fresh_postgres_url")
+    )
+    upgrade(url)
+    return make_sessionmaker(make_engine(url))
+
+
+def entries(sessions: sessionmaker[Session], experiment_id: uuid.UUID) -> list[OutboxEntry]:
+    with sessions() as session:
+        return list(
+            session.scalars(select(OutboxEntry).where(OutboxEntry.experiment_id == experiment_id))
+        )
+
+
+def submitted(sessions: sessionmaker[Session]) -> uuid.UUID:
+    with sessions() as session:
+        return usecases.submit(session, usecases.ANONYMOUS, SPEC, "cpu").id
+
+
+def mark_sent(sessions: sessionmaker[Session], experiment_id: uuid.UUID, ago: float) -> None:
+    with sessions() as session:
+        session.execute(
+            update(OutboxEntry)
+            .where(OutboxEntry.experiment_id == experiment_id)
+            .values(
+                sent_at=utcnow() - timedelta(seconds=ago),
+                created_at=utcnow() - timedelta(seconds=ago),
+            )
+        )
+        session.commit()
+
+
+def test_submission_commits_the_experiment_with_its_outbox_entry(
+    sessions: sessionmaker[Session],
+) -> None:
+    experiment_id = submitted(sessions)
+    [entry] = entries(sessions, experiment_id)
+    assert entry.args == [str(experiment_id)] and entry.sent_at is None
+
+
+def test_the_reaper_requeues_a_dead_workers_experiment_once(
+    sessions: sessionmaker[Session],
+) -> None:
+    experiment_id = submitted(sessions)
+    mark_sent(sessions, experiment_id, ago=100)
+    with sessions() as session:
+        experiment = session.get_one(Experiment, experiment_id)
+        experiment.status = "running"
+        assert leases.claim(experiment.runs, "worker-a", seconds=60)
+        session.commit()
+    # Alive: nothing to do.
+    assert leases.reap(sessions, lease_seconds=60, requeue_after=600) == []
+    with sessions() as session:  # the worker died: its lease ran out
+        session.execute(
+            update(Run)
+            .where(Run.experiment_id == experiment_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+        session.commit()
+    assert leases.reap(sessions, lease_seconds=60, requeue_after=600) == [experiment_id]
+    assert leases.reap(sessions, lease_seconds=60, requeue_after=600) == []  # once
+    assert [e.sent_at is None for e in entries(sessions, experiment_id)] == [False, True]
+
+
+def test_the_reaper_requeues_a_queued_experiment_whose_task_was_lost(
+    sessions: sessionmaker[Session],
+) -> None:
+    experiment_id = submitted(sessions)
+    assert leases.reap(sessions, lease_seconds=60, requeue_after=600) == []  # still pending
+    mark_sent(sessions, experiment_id, ago=10)
+    assert leases.reap(sessions, lease_seconds=60, requeue_after=600) == []  # recently sent
+    mark_sent(sessions, experiment_id, ago=700)
+    assert leases.reap(sessions, lease_seconds=60, requeue_after=600) == [experiment_id]
+
+
+def test_the_relay_marks_what_it_published_and_keeps_what_failed(
+    sessions: sessionmaker[Session],
+) -> None:
+    first, second = submitted(sessions), submitted(sessions)
+    published: list[tuple[str, list[object], str]] = []
+    down = True
+
+    def publish(task: str, args: list[object], queue: str) -> None:
+        if down:
+            raise ConnectionRefusedError("broker down at amqp://guest:secret@10.0.0.1:5672//")
+        published.append((task, args, queue))
+
+    relay = outbox.Relay(sessions, publish, timeout=2)
+    assert relay.relay_once() == 0
+    failed = entries(sessions, first)[0]
+    assert failed.attempts == 1 and failed.sent_at is None
+    assert "secret" not in (failed.last_error or "") and "10.0.0.1" not in (failed.last_error or "")
+    down = False
+    assert relay.relay_once() == 2
+    assert [p[1] for p in published] == [[str(first)], [str(second)]]
+    assert relay.relay_once() == 0
+
+
+def test_a_black_holed_publish_is_abandoned_after_the_timeout(
+    sessions: sessionmaker[Session],
+) -> None:
+    experiment_id = submitted(sessions)
+    release = threading.Event()
+    relay = outbox.Relay(sessions, lambda *_: release.wait(30) and None, timeout=0.5)
+    started = time.monotonic()
+    assert relay.relay_once() == 0
+    assert time.monotonic() - started < 5
+    assert "did not answer" in (entries(sessions, experiment_id)[0].last_error or "")
+    assert relay.relay_once() == 0  # no second publish while the first still hangs
+    release.set()
+
+
+def test_a_worker_that_lost_its_lease_stops_without_writing(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    experiment_id = submitted(sessions)
+    store = LocalStore(tmp_path)
+    stolen = threading.Event()
+
+    def steal() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with sessions() as session:
+                run = session.get_one(Run, (experiment_id, 0))
+                if run.lease_owner is not None and run.epoch is not None:
+                    run.lease_owner = "worker-b"  # another worker took it over
+                    session.commit()
+                    stolen.set()
+                    return
+            time.sleep(0.01)
+
+    thief = threading.Thread(target=steal)
+    thief.start()
+    status = execution.execute(sessions, store, experiment_id, device="cpu", lease_seconds=0.6)
+    thief.join()
+    assert stolen.is_set() and status == "lost"
+    with sessions() as session:
+        run = session.get_one(Run, (experiment_id, 0))
+        assert run.lease_owner == "worker-b" and run.status == "running"
+
+
+def test_deleting_a_suite_deletes_its_experiments(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        suite = create_suite(session, usecases.ANONYMOUS, "quick", "digits", "cpu")
+        suite_id = suite.id
+    with sessions() as session:
+        session.delete(session.get_one(Suite, suite_id))
+        session.commit()
+        assert session.scalar(select(func.count()).select_from(Experiment)) == 0
+        assert session.scalar(select(func.count()).select_from(OutboxEntry)) == 0
