@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -345,7 +346,8 @@ def test_experiment_list_uses_a_constant_number_of_statements(client: TestClient
     statements: list[str] = []
 
     def count(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(statement)
+        if threading.current_thread().name != "maintenance":  # the outbox relay's own queries
+            statements.append(statement)
 
     def listing() -> int:
         statements.clear()
