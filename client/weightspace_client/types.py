@@ -43,8 +43,10 @@ class Metrics(TypedDict):
 
 class Seeds(TypedDict):
     init: int  # initial weights (of the pretrained model, for clones)
-    data: int  # data order and dropout masks
+    data: int  # data order
+    dropout: NotRequired[int | None]  # dropout masks (null for runs from before it had its own)
     pretrain: int | None  # pretraining's data order, when pretrain_epochs > 0
+    pretrain_dropout: NotRequired[int | None]  # pretraining's dropout masks
 
 
 class Run(TypedDict):
@@ -57,6 +59,8 @@ class Run(TypedDict):
     train_loss: float | None  # mean minibatch loss of the latest epoch
     metrics: Metrics | None  # at the latest snapshot
     seeds: Seeds
+    # What the latest snapshot was computed with: torch version, device, threads, determinism.
+    environment: NotRequired[dict[str, str] | None]
     started_at: str | None
     finished_at: str | None
     updated_at: str

@@ -8,7 +8,6 @@ agree. The committed ``openapi/openapi.json`` is the app's (test_openapi_drift.p
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import json
 import sys
@@ -207,9 +206,11 @@ def test_typed_dict_agrees_with_its_schema(typed_name: str, schema_name: str) ->
 
 
 def _drifted(edit: Any) -> list[str]:
-    document = copy.deepcopy(_document())
+    """What ``edit`` of the RunOut schema adds to the drift the check reports for Run."""
+    document = _document()
+    before = drift(client_types.Run, "RunOut", document)
     edit(document["components"]["schemas"]["RunOut"])
-    return drift(client_types.Run, "RunOut", document)
+    return [p for p in drift(client_types.Run, "RunOut", document) if p not in before]
 
 
 def test_the_check_sees_a_field_added_or_removed() -> None:
