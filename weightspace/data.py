@@ -148,6 +148,20 @@ def _load_digits() -> tuple[np.ndarray, ...]:
     return x_train, y_train, x_test, y_test
 
 
+#: Examples (train, test) and input shape (channels, height, width) of each data set: what a
+#: spec is checked against when it is submitted (loading checks the files themselves).
+DATASET_SIZES: dict[str, tuple[int, int]] = {
+    "digits": (1347, 450),
+    "mnist": (60_000, 10_000),
+    "fashion-mnist": (60_000, 10_000),
+}
+INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
+    "digits": (1, 8, 8),
+    "mnist": (1, 28, 28),
+    "fashion-mnist": (1, 28, 28),
+}
+
+
 def default_data_dir() -> Path | None:
     value = os.environ.get("WEIGHTSPACE_DATA_DIR")
     return Path(value) if value else None

@@ -12,7 +12,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from weightspace.adapters import idempotency
+from weightspace.adapters import idempotency, limits
 from weightspace.adapters.analyses import Analyzer
 from weightspace.adapters.db import Experiment
 from weightspace.adapters.experiments import ANONYMOUS, Principal
@@ -21,6 +21,7 @@ from weightspace.adapters.maintenance import Maintenance
 from weightspace.adapters.settings import Settings
 from weightspace.adapters.tokens import authenticate
 from weightspace.snapshots import ObjectStore
+from weightspace.spec import ExperimentSpec
 from weightspace.vocabulary import Queue
 from weightspace_service.params import IdempotencyKeyHeader
 from weightspace_service.problems import Unauthorized
@@ -120,16 +121,28 @@ class Submission:
     principal: Principal
     maintenance: Maintenance
     queue: str
+    settings: Settings
     idempotency_key: str | None = None
 
     def create(
-        self, kind: type[Created], request: object, build: Callable[[], Created]
+        self,
+        kind: type[Created],
+        request: object,
+        specs: Sequence[ExperimentSpec],
+        build: Callable[[], Created],
     ) -> tuple[Created, bool]:
         """Insert what ``build`` makes, once per ``Idempotency-Key`` and ``request`` (the body,
-        with the queue); returns it and whether it is new (only then is it enqueued)."""
+        with the queue), if ``specs`` pass the limits; returns it and whether it is new (only
+        then is it enqueued)."""
         payload = {"request": request, "queue": self.queue}
         return idempotency.create_once(
-            self.session, self.principal, self.idempotency_key, payload, kind, build
+            self.session,
+            self.principal,
+            self.idempotency_key,
+            payload,
+            kind,
+            build,
+            admit=lambda: limits.admit(self.session, self.principal, self.settings, specs),
         )
 
     def enqueue(self, experiments: Sequence[Experiment], *, undo: object = None) -> None:
@@ -152,6 +165,7 @@ def get_submission(
         principal,
         get_maintenance(request),
         queue or settings.default_queue,
+        settings,
         idempotency_key,
     )
 

@@ -18,6 +18,7 @@ from weightspace.adapters import logs
 from weightspace.adapters.experiments import Conflict, InvalidQuery, NotFound
 from weightspace.adapters.gram_store import DamagedSnapshot
 from weightspace.adapters.idempotency import KeyReused
+from weightspace.adapters.limits import OverBudget, QuotaExceeded
 from weightspace.snapshots import StoreUnavailable
 from weightspace_service.protocol import allowed_methods
 
@@ -124,6 +125,18 @@ def install(app: FastAPI) -> None:
             f"{field}: {exc}",
             [FieldError(field=field, message=str(exc))],
         )
+
+    @app.exception_handler(OverBudget)
+    async def _over_budget(request: Request, exc: OverBudget) -> JSONResponse:
+        errors = [FieldError(field=exc.field, message=str(exc))]
+        return problem_response(request, 422, "Over a limit", f"{exc.field}: {exc}", errors)
+
+    @app.exception_handler(QuotaExceeded)
+    async def _quota(request: Request, exc: QuotaExceeded) -> JSONResponse:
+        response = problem_response(request, 429, "Too many requests", str(exc))
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(KeyReused)
     async def _key_reused(request: Request, exc: KeyReused) -> JSONResponse:
@@ -234,7 +247,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found",
         409: "Not available in the experiment's current state",
         413: "The request body exceeds `WEIGHTSPACE_MAX_BODY_BYTES`",
-        422: "Invalid request; `errors` names each field",
+        422: "Invalid request, or over a per-experiment limit; `errors` names each field",
+        429: "Over a per-owner quota or the per-token submission rate (`Retry-After`)",
         500: "Unexpected server error",
         503: "A dependency is unavailable",
     }

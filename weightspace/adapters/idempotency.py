@@ -65,10 +65,13 @@ def create_once(
     payload: object,
     kind: type[Created],
     build: Callable[[], Created],
+    admit: Callable[[], None] = lambda: None,
 ) -> tuple[Created, bool]:
     """Insert what ``build`` returns and commit, unless ``key`` already created it; returns the
-    resource and whether it is new (the caller enqueues only then)."""
+    resource and whether it is new (the caller enqueues only then). ``admit`` (limits and
+    quotas) runs for new requests only: a replay costs nothing."""
     if key is None:
+        admit()
         item = build()
         session.add(item)
         outbox.add_trainings(session, item)  # its tasks commit with it
@@ -78,6 +81,7 @@ def create_once(
     existing = _replay(session, principal, key, digest, kind)
     if existing is not None:
         return existing, False
+    admit()
     probe = build()
     session.add(probe)
     outbox.add_trainings(session, probe)  # its tasks commit with it (flushed: rows first)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from weightspace.adapters import outbox
 from weightspace.adapters.db import Experiment, Suite, utcnow
-from weightspace.adapters.experiments import Conflict, NotFound, Owned, Principal
+from weightspace.adapters.experiments import Conflict, NotFound, Owned, Principal, get_owned
 from weightspace.snapshots import ObjectStore, StoreUnavailable, experiment_prefix
 from weightspace.vocabulary import TERMINAL
 
@@ -181,6 +181,18 @@ def _requeue(session: Session, experiment: Experiment) -> None:
     for run in experiment.runs:
         if run.status != "succeeded":
             run.status, run.finished_at = "queued", None
+
+
+def retryable(
+    session: Session, principal: Principal, kind: type[Experiment] | type[Suite], item_id: uuid.UUID
+) -> int:
+    """How many experiments a retry of the experiment or suite would queue (404 if not the
+    caller's); counted before the retry, against the caller's quotas."""
+    if kind is Suite:
+        experiments = get_owned(session, principal, Suite, item_id).experiments
+    else:
+        experiments = [get_owned(session, principal, Experiment, item_id)]
+    return sum(1 for e in experiments if e.status in RETRYABLE)
 
 
 def retry_experiment(

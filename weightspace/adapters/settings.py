@@ -47,6 +47,31 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"  # json: one object per line, for collectors
+    # Limits (README "Limits"): each refusal is a 4xx problem naming the setting.
+    max_example_epochs: int = Field(
+        default=2_000_000_000,
+        ge=1,
+        description="Per experiment: replicas x (pretrain_epochs + epochs) x training examples.",
+    )
+    max_parameters: int = Field(
+        default=20_000_000, ge=1, description="Per experiment: parameters of the model."
+    )
+    max_active_experiments: int = Field(
+        default=50, ge=1, description="Per owner: experiments queued or running at once (429)."
+    )
+    max_stored_bytes: int = Field(
+        default=100 * 2**30,
+        ge=1,
+        description="Per owner: bytes of stored snapshots, with the new experiment's (429).",
+    )
+    submit_rate: int = Field(
+        default=60,
+        ge=1,
+        description="Per token: submissions (and retries) per rate window (429, Retry-After).",
+    )
+    submit_rate_window: int = Field(
+        default=60, ge=1, le=86_400, description="Seconds of the submission rate window."
+    )
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="Largest request body accepted (413 above)."
     )

@@ -76,7 +76,7 @@ def _decode_cursor(cursor: str) -> object:
                 }
             }
         },
-        **problem_responses(400, 422, 503),
+        **problem_responses(400, 422, 429, 503),
     },
 )
 def create_experiment(spec: ExperimentSpec, submission: SubmissionDep) -> JSONResponse:
@@ -84,6 +84,7 @@ def create_experiment(spec: ExperimentSpec, submission: SubmissionDep) -> JSONRe
     experiment, created = submission.create(
         Experiment,
         spec.model_dump(mode="json"),
+        [spec],
         lambda: usecases.new_experiment(submission.principal, spec, submission.queue),
     )
     if created:

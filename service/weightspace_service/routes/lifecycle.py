@@ -8,13 +8,15 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from weightspace.adapters import lifecycle
+from weightspace.adapters import lifecycle, limits
+from weightspace.adapters.db import Experiment, Suite
 from weightspace.adapters.suites import suite_status
 from weightspace_service.deps import (
     AUTHENTICATED,
     MaintenanceDep,
     PrincipalDep,
     SessionDep,
+    SettingsDep,
     StoreDep,
 )
 from weightspace_service.problems import problem_responses
@@ -73,16 +75,19 @@ def delete_experiment(
     "/experiments/{experiment_id}/retry",
     status_code=202,
     response_model=ExperimentOut,
-    responses={**_location("experiment"), **problem_responses(404, 409, 422, 503)},
+    responses={**_location("experiment"), **problem_responses(404, 409, 422, 429, 503)},
 )
 def retry_experiment(
     experiment_id: uuid.UUID,
     session: SessionDep,
     principal: PrincipalDep,
     maintenance: MaintenanceDep,
+    settings: SettingsDep,
 ) -> JSONResponse:
     """Queue a failed or cancelled experiment again: finished runs are kept, the others continue
     from their last stored state (bitwise as if never stopped)."""
+    lifecycle.retryable(session, principal, Experiment, experiment_id)  # 404 before counting
+    limits.admit_retry(session, principal, settings, 1)
     experiment, _ = lifecycle.retry_experiment(session, principal, experiment_id)
     maintenance.wake()  # its task was committed to the outbox with it: publish it now
     body = ExperimentOut.of(experiment)
@@ -119,7 +124,7 @@ def delete_suite(
     "/suites/{suite_id}/retry",
     status_code=202,
     response_model=SuiteOut,
-    responses={**_location("suite"), **problem_responses(404, 409, 422, 503)},
+    responses={**_location("suite"), **problem_responses(404, 409, 422, 429, 503)},
 )
 def retry_suite(
     suite_id: uuid.UUID,
@@ -127,9 +132,12 @@ def retry_suite(
     principal: PrincipalDep,
     maintenance: MaintenanceDep,
     store: StoreDep,
+    settings: SettingsDep,
 ) -> JSONResponse:
     """Queue the suite's failed and cancelled experiments again; the report is rebuilt when
     they have all ended."""
+    count = lifecycle.retryable(session, principal, Suite, suite_id)
+    limits.admit_retry(session, principal, settings, count)
     suite, _ = lifecycle.retry_suite(session, store, principal, suite_id)
     maintenance.wake()  # their tasks were committed to the outbox with them: publish them now
     out = SuiteOut.of(suite, suite_status(suite))

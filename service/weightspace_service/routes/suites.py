@@ -84,7 +84,7 @@ def get_preset(
                 "Location": {"schema": {"type": "string"}, "description": "URL of the new suite"}
             }
         },
-        **problem_responses(400, 422, 503),
+        **problem_responses(400, 422, 429, 503),
     },
 )
 def create_suite(body: SuiteIn, submission: SubmissionDep) -> JSONResponse:
@@ -92,6 +92,7 @@ def create_suite(body: SuiteIn, submission: SubmissionDep) -> JSONResponse:
     suite, created = submission.create(
         Suite,
         body.model_dump(mode="json"),
+        [e.spec for e in load_preset(body.preset, body.dataset).experiments],
         lambda: usecases.new_suite(
             submission.principal, body.preset, body.dataset, submission.queue
         ),
