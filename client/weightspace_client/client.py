@@ -8,6 +8,7 @@ import os
 import re
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +39,8 @@ T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"
 URL_ENV = "WEIGHTSPACE_URL"
 TOKEN_ENV = "WEIGHTSPACE_TOKEN"
+#: Sent with every submission: the same key and request create one resource (24 hours).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: Response header carrying the hex sha256 of a downloaded snapshot's bytes.
 CHECKSUM_HEADER = "X-Checksum-Sha256"
 _DOWNLOAD_CHUNK = 1 << 20
@@ -232,8 +235,9 @@ class WeightspaceClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        response = self.http.request(method, url, params=params, json=json)
+        response = self.http.request(method, url, params=params, json=json, headers=headers)
         if response.is_error:
             raise ApiError.from_response(response)
         return response
@@ -284,14 +288,28 @@ class WeightspaceClient:
 
     # -- experiments ----------------------------------------------------------------------
 
-    def submit(self, spec: Mapping[str, Any], *, queue: str | None = None) -> Experiment:
+    def submit(
+        self,
+        spec: Mapping[str, Any],
+        *,
+        queue: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Experiment:
         """Create an experiment from ``spec`` (an ``ExperimentSpec`` as JSON) and queue it.
 
         ``queue`` is ``"cpu"`` or ``"gpu"``; by default the service's default queue. Invalid
-        specs raise :class:`ApiError` (422) naming each offending field.
+        specs raise :class:`ApiError` (422) naming each offending field. The request carries an
+        ``Idempotency-Key`` (``idempotency_key``, else a new random one), so that sending it
+        again, e.g. after a lost answer, creates nothing more.
         """
         params = {} if queue is None else {"queue": queue}
-        response = self._request("POST", "/experiments", json=dict(spec), params=params)
+        response = self._request(
+            "POST",
+            "/experiments",
+            json=dict(spec),
+            params=params,
+            headers=_idempotent(idempotency_key),
+        )
         created = _json_or_none(response)
         if isinstance(created, dict) and "id" in created:
             return cast(Experiment, created)
@@ -401,17 +419,24 @@ class WeightspaceClient:
         return cast(Preset, self._get(f"/presets/{_segment(name)}", params))
 
     def submit_suite(
-        self, preset: str, *, dataset: str | None = None, queue: str | None = None
+        self,
+        preset: str,
+        *,
+        dataset: str | None = None,
+        queue: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Suite:
         """Submit a preset's four experiments as one suite; its report is built when they end.
 
         ``preset`` is ``"quick"`` or ``"paper"``; ``dataset`` is ``"mnist"``,
         ``"fashion-mnist"`` or ``"digits"`` (default: the preset's); ``queue`` is ``"cpu"`` or
-        ``"gpu"`` (default: the service's).
+        ``"gpu"`` (default: the service's). Idempotent like :meth:`submit`.
         """
         params = {} if queue is None else {"queue": queue}
         body = {"preset": preset, "dataset": dataset}
-        response = self._request("POST", "/suites", json=body, params=params)
+        response = self._request(
+            "POST", "/suites", json=body, params=params, headers=_idempotent(idempotency_key)
+        )
         created = _json_or_none(response)
         if isinstance(created, dict) and "id" in created:
             return cast(Suite, created)
@@ -419,6 +444,32 @@ class WeightspaceClient:
         if not location:
             raise WeightspaceError("the service created a suite but named neither id nor Location")
         return cast(Suite, self._get(response.request.url.join(location)))
+
+    def cancel(self, experiment_id: str) -> Experiment:
+        """Cancel a queued or running experiment (a running one stops within seconds)."""
+        path = f"{_experiment_path(experiment_id)}/cancel"
+        return cast(Experiment, self._request("POST", path).json())
+
+    def retry(self, experiment_id: str) -> Experiment:
+        """Queue a failed or cancelled experiment again; it continues from its stored state."""
+        path = f"{_experiment_path(experiment_id)}/retry"
+        return cast(Experiment, self._request("POST", path).json())
+
+    def delete(self, experiment_id: str) -> None:
+        """Delete an experiment and all its stored snapshots (not while it runs)."""
+        self._request("DELETE", _experiment_path(experiment_id))
+
+    def cancel_suite(self, suite_id: str) -> Suite:
+        """Cancel every experiment of the suite that has not ended."""
+        return cast(Suite, self._request("POST", f"{_suite_path(suite_id)}/cancel").json())
+
+    def retry_suite(self, suite_id: str) -> Suite:
+        """Queue the suite's failed and cancelled experiments again."""
+        return cast(Suite, self._request("POST", f"{_suite_path(suite_id)}/retry").json())
+
+    def delete_suite(self, suite_id: str) -> None:
+        """Delete the suite, its experiments and their snapshots, and its report."""
+        self._request("DELETE", _suite_path(suite_id))
 
     def get_suite(self, suite_id: str) -> Suite:
         """The suite's experiments with their progress, and its report's status."""
@@ -522,6 +573,11 @@ class WeightspaceClient:
     def trajectory(self, experiment_id: str) -> Trajectory:
         """Per run and snapshot: metrics, step and path length, displacement, straightness."""
         return cast(Trajectory, self._get(f"{_experiment_path(experiment_id)}/trajectory"))
+
+
+def _idempotent(key: str | None) -> dict[str, str]:
+    """The ``Idempotency-Key`` header of one logical submission."""
+    return {IDEMPOTENCY_HEADER: key or str(uuid.uuid4())}
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -146,3 +146,24 @@ def test_suites_are_idempotent_too(server: tuple[str, object]) -> None:
         assert client.delete(f"/suites/{first.json()['id']}").status_code == 204
         third = client.post("/suites", json=body, headers={"Idempotency-Key": key})
         assert third.status_code == 202 and third.json()["id"] != first.json()["id"]
+
+
+def test_the_client_sends_a_key_and_manages_the_lifecycle(server: tuple[str, object]) -> None:
+    from weightspace_client import WeightspaceClient
+    from weightspace_client.client import ApiError
+
+    url, app = server
+    name = f"client-{secrets.token_hex(4)}"
+    with WeightspaceClient(url) as client:
+        key = str(uuid.uuid4())
+        first = client.submit({**SPEC, "name": name}, idempotency_key=key)
+        assert client.submit({**SPEC, "name": name}, idempotency_key=key)["id"] == first["id"]
+        second = client.submit({**SPEC, "name": name})  # a fresh key: a new experiment
+        assert second["id"] != first["id"] and count(app, Experiment, name) == 2
+        assert client.cancel(first["id"])["status"] == "cancelled"
+        assert client.retry(first["id"])["status"] == "queued"
+        client.cancel(first["id"])
+        client.delete(first["id"])
+        with pytest.raises(ApiError) as missing:
+            client.get_experiment(first["id"])
+        assert missing.value.status == 404
