@@ -76,6 +76,12 @@ class ExperimentLinks(TypedDict):
     report: NotRequired[str | None]  # that suite's report page
 
 
+class DamagedSnapshot(TypedDict):
+    run: int
+    epoch: int
+    reason: str  # missing object, checksum mismatch
+
+
 class Experiment(TypedDict):
     id: str
     name: str | None
@@ -91,6 +97,7 @@ class Experiment(TypedDict):
     suite_id: NotRequired[str | None]  # set for the experiments of a suite
     role: NotRequired[str | None]  # and their role in it (a preset experiment's)
     links: ExperimentLinks
+    damaged_snapshots: NotRequired[list[DamagedSnapshot]]  # found missing or corrupt
 
 
 class ExperimentPage(TypedDict):
@@ -109,6 +116,7 @@ class SnapshotInfo(TypedDict):
     metrics: Metrics
     created_at: str
     href: str  # where to download it
+    damaged: NotRequired[str | None]  # why the file cannot be used, if a reader found out
 
 
 class PCAPoint(TypedDict):
@@ -253,6 +261,7 @@ OPENAPI_SCHEMAS: dict[str, str] = {
     "Seeds": "Seeds",
     "Run": "RunOut",
     "ExperimentLinks": "ExperimentLinks",
+    "DamagedSnapshot": "DamagedSnapshotOut",
     "Experiment": "ExperimentOut",
     "ExperimentPage": "ExperimentPage",
     "SnapshotInfo": "SnapshotOut",

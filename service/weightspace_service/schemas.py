@@ -93,6 +93,12 @@ class ExperimentLinks(BaseModel):
     report: str | None = Field(default=None, description="The suite's report (once built).")
 
 
+class DamagedSnapshotOut(BaseModel):
+    run: int
+    epoch: int
+    reason: str = Field(description="Why it cannot be used: missing object, checksum mismatch.")
+
+
 class ExperimentOut(BaseModel):
     id: uuid.UUID
     name: str | None
@@ -110,9 +116,15 @@ class ExperimentOut(BaseModel):
         default=None, description="Its role in the suite (a preset experiment)."
     )
     links: ExperimentLinks
+    damaged_snapshots: list[DamagedSnapshotOut] = Field(
+        default_factory=list,
+        description="Snapshots found missing or corrupt (analyses that need them answer 409).",
+    )
 
     @classmethod
-    def of(cls, experiment: Experiment) -> ExperimentOut:
+    def of(
+        cls, experiment: Experiment, damaged: list[DamagedSnapshotOut] | None = None
+    ) -> ExperimentOut:
         base = f"/experiments/{experiment.id}"
         return cls(
             id=experiment.id,
@@ -126,6 +138,7 @@ class ExperimentOut(BaseModel):
             finished_at=experiment.finished_at,
             updated_at=experiment.updated_at,
             runs=[RunOut.of(r) for r in experiment.runs],
+            damaged_snapshots=damaged or [],
             suite_id=experiment.suite_id,
             role=experiment.role,
             links=ExperimentLinks(
@@ -163,6 +176,9 @@ class SnapshotOut(BaseModel):
     metrics: Metrics
     created_at: datetime
     href: str
+    damaged: str | None = Field(
+        default=None, description="Why the stored file cannot be used, if a reader found out."
+    )
 
     @classmethod
     def of(cls, record: SnapshotRecord) -> SnapshotOut:
@@ -175,6 +191,7 @@ class SnapshotOut(BaseModel):
             metrics=Metrics(**record.metrics),
             created_at=record.created_at,
             href=f"/experiments/{record.experiment_id}/runs/{record.run}/snapshots/{record.epoch}",
+            damaged=record.damaged,
         )
 
 

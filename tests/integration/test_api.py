@@ -363,3 +363,35 @@ def test_experiment_list_uses_a_constant_number_of_statements(client: TestClient
     for _ in range(6):
         client.post("/experiments", json=SPEC)
     assert listing() == few <= 3
+
+
+def test_damaged_snapshots_are_named_and_the_rest_still_answers(client: TestClient) -> None:
+    experiment_id = train(client, {**SPEC, "epochs": 2})
+    store = client.app.state.store  # type: ignore[attr-defined]
+    root = Path(store.root)
+    prefix = f"experiments/{uuid.UUID(experiment_id).hex}/runs"
+    corrupt = root / prefix / "0001" / "epoch-000002.safetensors"
+    data = bytearray(corrupt.read_bytes())
+    data[-3] ^= 0x10  # one flipped bit in the parameters
+    corrupt.write_bytes(bytes(data))
+    (root / prefix / "0002" / "epoch-000001.safetensors").unlink()
+
+    download = client.get(f"/experiments/{experiment_id}/runs/1/snapshots/2")
+    assert download.status_code == 409
+    assert download.headers["content-type"] == "application/problem+json"
+    assert "run 1 at epoch 2" in download.json()["detail"]
+    missing = client.get(f"/experiments/{experiment_id}/runs/2/snapshots/1")
+    assert missing.status_code == 409 and "missing" in missing.json()["detail"]
+
+    pca = client.get(f"/experiments/{experiment_id}/pca")
+    assert pca.status_code == 409 and "run 1 at epoch 2" in pca.json()["detail"]
+    assert client.get(f"/experiments/{experiment_id}/pca", params={"runs": [0]}).status_code == 200
+    assert (
+        client.get(f"/experiments/{experiment_id}/distances", params={"epoch": 1}).status_code
+        == 409
+    )
+    marked = client.get(f"/experiments/{experiment_id}").json()["damaged_snapshots"]
+    assert [(d["run"], d["epoch"]) for d in marked] == [(1, 2), (2, 1)]
+    intact = client.get(f"/experiments/{experiment_id}/runs/0/snapshots/2")
+    assert intact.status_code == 200
+    assert hashlib.sha256(intact.content).hexdigest() == intact.headers["x-checksum-sha256"]

@@ -519,12 +519,20 @@ def test_up_starts_service_then_worker_and_stops_both_on_sigterm(
     assert not _alive(worker["pid"])
 
 
-def test_up_stops_the_service_and_fails_when_the_worker_dies(
+def test_up_replaces_a_dead_worker_and_gives_up_on_a_crash_loop(
     fake_up: tuple[subprocess.Popen[str], Path],
 ) -> None:
     up, directory = fake_up
     service_pid, worker = _children(directory)
     os.kill(worker["pid"], signal.SIGKILL)
+    _wait_for(lambda: _children(directory)[1]["pid"] != worker["pid"])
+    assert up.poll() is None and _alive(service_pid)  # a new worker, the service unchanged
+    for _ in range(6):  # dying again and again within a minute: a crash loop, not a blip
+        pid = _children(directory)[1]["pid"]
+        if up.poll() is not None:
+            break
+        os.kill(pid, signal.SIGKILL)
+        _wait_for(lambda: up.poll() is not None or _children(directory)[1]["pid"] != pid)  # noqa: B023
     output, _ = up.communicate(timeout=20)
     assert up.returncode != 0
     assert "worker process was killed" in _flat(output)

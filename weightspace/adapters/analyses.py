@@ -70,7 +70,7 @@ def _records(experiment_id: uuid.UUID) -> Select[SnapshotRecord]:
     )
 
 
-def _ref(r: SnapshotRecord) -> SnapshotRef:
+def ref_of(r: SnapshotRecord) -> SnapshotRef:
     return SnapshotRef(r.run, r.epoch, r.key, r.sha256, dict(r.metrics), r.damaged)
 
 
@@ -79,7 +79,7 @@ def load_inputs(
 ) -> Inputs:
     with sessions() as session:
         experiment = get_experiment(session, principal, experiment_id)
-        records = tuple(_ref(r) for r in session.scalars(_records(experiment_id)))
+        records = tuple(ref_of(r) for r in session.scalars(_records(experiment_id)))
         return Inputs(
             experiment_id,
             ExperimentSpec.model_validate(experiment.spec),
@@ -220,7 +220,7 @@ def all_snapshots(
     """All of a finished experiment's snapshots and their Gram matrix (for the report job);
     raises :class:`DamagedSnapshot` if any cannot be read."""
     records = list(session.scalars(_records(experiment.id)))
-    refs = tuple(_ref(r) for r in records)
+    refs = tuple(ref_of(r) for r in records)
     inputs = Inputs(
         experiment.id, ExperimentSpec.model_validate(experiment.spec), experiment.status, refs
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -36,6 +37,15 @@ from weightspace.training import Cancelled, EpochProgress, Trainer
 from weightspace.vocabulary import TERMINAL
 
 log = logging.getLogger(__name__)
+
+#: Set when the worker process is asked to stop (SIGTERM): training stops at the next check,
+#: gives its runs back and re-enqueues them, instead of holding the shutdown for a whole run.
+STOPPING = threading.Event()
+
+
+class HandedOver(RuntimeError):
+    """Training stopped because the worker is shutting down; another one will resume it."""
+
 
 #: Seconds a lease lasts unless renewed, when the caller does not say (Settings.lease_seconds).
 DEFAULT_LEASE_SECONDS = 30.0
@@ -111,6 +121,8 @@ class _Recorder:
             session.commit()
 
     def should_stop(self) -> bool:
+        if STOPPING.is_set():
+            raise HandedOver("the worker is shutting down")
         if self.heartbeat.lost:
             raise leases.LeaseLost("the runs are now trained by another worker")
         now = time.monotonic()
@@ -223,6 +235,10 @@ def execute(
     except leases.LeaseLost as lost:
         log.warning("stopped: %s", lost)
         return "lost"
+    except HandedOver:
+        log.info("worker shutting down: runs handed back and re-enqueued")
+        leases.hand_over(sessions, experiment_id, owner)
+        return "handed over"
     except Exception as error:
         if is_transient(error):
             log.warning("transient fault, will retry: %s", describe(error))

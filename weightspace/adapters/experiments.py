@@ -176,3 +176,16 @@ def get_snapshot_record(
     if record is None:
         raise NotFound(f"no snapshot of run {run} at epoch {epoch}")
     return record
+
+
+def damaged_snapshots(session: Session, experiment: Experiment) -> list[SnapshotRecord]:
+    """The experiment's snapshots that a reader found missing or corrupt."""
+    return list(
+        session.scalars(
+            select(SnapshotRecord)
+            .where(
+                SnapshotRecord.experiment_id == experiment.id, SnapshotRecord.damaged.is_not(None)
+            )
+            .order_by(SnapshotRecord.run, SnapshotRecord.epoch)
+        )
+    )

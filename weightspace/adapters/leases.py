@@ -90,6 +90,19 @@ def release(sessions: sessionmaker[Session], experiment_id: uuid.UUID, owner: st
         session.commit()
 
 
+def hand_over(sessions: sessionmaker[Session], experiment_id: uuid.UUID, owner: str) -> None:
+    """Release our leases and re-enqueue the experiment, in one transaction (a graceful stop)."""
+    with sessions() as session:
+        experiment = session.get_one(Experiment, experiment_id)
+        session.execute(
+            update(Run)
+            .where(Run.experiment_id == experiment_id, Run.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+        outbox.add_training(session, experiment)
+        session.commit()
+
+
 class Heartbeat(threading.Thread):
     """Renews the leases every ``seconds / 3``; ``lost`` once they are no longer ours.
 

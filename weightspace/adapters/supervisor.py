@@ -35,7 +35,11 @@ DEFAULT_WORKER_MODULE = "weightspace_worker"
 #: What the default modules need besides themselves: the ``[server]`` extra's import names.
 SERVER_IMPORTS = ("fastapi", "uvicorn", "pydantic_settings", "sqlalchemy", "alembic", "celery")
 HEALTH_TIMEOUT_S = 60.0
-STOP_GRACE_S = 10.0
+#: After SIGTERM a worker trains to its next snapshot or epoch boundary, then hands its runs
+#: back (see weightspace.adapters.execution.STOPPING): it is killed only after this long.
+STOP_GRACE_S = 60.0
+#: Most times a minute a dead restartable child (the worker) is replaced before we give up.
+MAX_RESTARTS = 5
 
 
 class SupervisorError(Exception):
@@ -145,6 +149,9 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log: Path | None = None  # where its stdout and stderr go, if not to ours
+    argv: Sequence[str] = ()
+    restart: bool = False  # replaced when it dies (a worker: its runs resume elsewhere)
+    restarts: list[float] = field(default_factory=list)  # when it was replaced
 
     @property
     def exit_code(self) -> int:
@@ -192,8 +199,16 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
     signals: int = 0
 
-    def start(self, name: str, argv: Sequence[str], log: Path | None = None) -> Child:
-        """Start ``argv``; its output goes to ours, or is appended to ``log`` if given."""
+    def start(
+        self, name: str, argv: Sequence[str], log: Path | None = None, *, restart: bool = False
+    ) -> Child:
+        """Start ``argv``; its output goes to ours, or is appended to ``log`` if given. With
+        ``restart``, a child that dies is replaced (at most ``MAX_RESTARTS`` a minute)."""
+        child = Child(name, self._spawn(argv, log), log, tuple(argv), restart)
+        self.children.append(child)
+        return child
+
+    def _spawn(self, argv: Sequence[str], log: Path | None) -> subprocess.Popen[bytes]:
         if log is None:
             process = subprocess.Popen(list(argv), env=dict(self.env), start_new_session=True)
         else:
@@ -207,9 +222,7 @@ class Supervisor:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )
-        child = Child(name, process, log)
-        self.children.append(child)
-        return child
+        return process
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signals += 1
@@ -225,7 +238,18 @@ class Supervisor:
                 signal.signal(s, handler)
 
     def exited(self) -> Child | None:
-        return next((c for c in self.children if c.process.poll() is not None), None)
+        """A child that ended and is not replaced (a restartable one is restarted here)."""
+        for child in self.children:
+            if child.process.poll() is None:
+                continue
+            now = time.monotonic()
+            recent = [t for t in child.restarts if now - t < 60]
+            if not child.restart or len(recent) >= MAX_RESTARTS or self.signals:
+                return child
+            self.warn(f"{child.describe_exit().split(';')[0]}; starting a new one")
+            child.restarts = [*recent, now]
+            child.process = self._spawn(child.argv, child.log)
+        return None
 
     def wait_any(self) -> Child | None:
         """Block until a child exits (returned) or we are signalled (``None``)."""
@@ -376,6 +400,7 @@ def embedded_service(
                 "worker",
                 worker_argv("cpu,gpu", pool, concurrency, "info"),
                 log=None if logs is None else logs / "worker.log",
+                restart=True,  # a dead worker is replaced; the reaper re-enqueues its work
             )
             yield Embedded(url, home, supervisor)
         finally:

@@ -7,6 +7,7 @@ from functools import cache
 from typing import Any
 
 from celery import Task
+from celery.signals import worker_shutting_down
 from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace.adapters import execution, faults, logs, suites
@@ -16,6 +17,12 @@ from weightspace.adapters.storage import store_for
 from weightspace.snapshots import ObjectStore
 from weightspace.vocabulary import TERMINAL
 from weightspace_worker.celery_app import app, settings
+
+
+@worker_shutting_down.connect
+def _stop_training(**_: object) -> None:
+    """SIGTERM: let the running training hand its runs back at its next check."""
+    execution.STOPPING.set()
 
 
 @cache

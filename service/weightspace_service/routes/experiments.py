@@ -6,20 +6,24 @@ import base64
 import json
 import logging
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from weightspace.adapters import analyses
 from weightspace.adapters import experiments as usecases
 from weightspace.adapters.db import Experiment
+from weightspace.adapters.gram_store import DamagedSnapshot
+from weightspace.adapters.integrity import verified_chunks
+from weightspace.snapshots import ChecksumError, ObjectNotFound
 from weightspace.spec import ExperimentSpec
 from weightspace_service.deps import (
     AUTHENTICATED,
     PrincipalDep,
     SessionDep,
+    SessionsDep,
     StoreDep,
     SubmissionDep,
 )
@@ -27,6 +31,7 @@ from weightspace_service.params import INT32_MAX, Cursor, EpochPath, Limit, RunP
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
+    DamagedSnapshotOut,
     ExperimentOut,
     ExperimentPage,
     RunOut,
@@ -132,8 +137,14 @@ def list_experiments(
 def get_experiment(
     experiment_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
 ) -> ExperimentOut:
-    """Spec, status and per-run progress."""
-    return ExperimentOut.of(usecases.get_experiment(session, principal, experiment_id))
+    """Spec, status and per-run progress; snapshots found damaged (missing or corrupt) are
+    listed in `damaged_snapshots`."""
+    experiment = usecases.get_experiment(session, principal, experiment_id)
+    damaged = [
+        DamagedSnapshotOut(run=r.run, epoch=r.epoch, reason=r.damaged or "")
+        for r in usecases.damaged_snapshots(session, experiment)
+    ]
+    return ExperimentOut.of(experiment, damaged)
 
 
 @router.get("/{experiment_id}/runs", response_model=RunPage, responses=problem_responses(404, 422))
@@ -200,17 +211,29 @@ def download_snapshot(
     session: SessionDep,
     principal: PrincipalDep,
     store: StoreDep,
+    sessions: SessionsDep,
 ) -> Response:
     """Stream the safetensors file of one snapshot (tensor `params`, metadata in its header)."""
     experiment = usecases.get_experiment(session, principal, experiment_id)
     record = usecases.get_snapshot_record(session, experiment, run, epoch)
+    ref = analyses.ref_of(record)
 
-    def chunks() -> Iterator[bytes]:
-        for start in range(0, record.size, STREAM_CHUNK):
-            yield store.get_range(record.key, start, min(start + STREAM_CHUNK, record.size))
+    def damaged(why: str) -> None:
+        analyses.mark_damaged(sessions, experiment.id, ref, why)
 
+    try:
+        chunks = verified_chunks(
+            store, record.key, record.size, record.sha256, STREAM_CHUNK, on_damage=damaged
+        )
+    except (ObjectNotFound, ChecksumError) as error:
+        why = (
+            "its object is missing from the store"
+            if isinstance(error, ObjectNotFound)
+            else str(error)
+        )
+        raise DamagedSnapshot(ref, why) from None
     return StreamingResponse(
-        chunks(),
+        chunks,
         media_type="application/octet-stream",
         headers={
             "Content-Length": str(record.size),
