@@ -79,9 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings, app.state.sessions, celery_publisher(app.state.celery)
         )
         app.state.maintenance.start()
+        app.state.readiness = health.probe_for(app.state)
         try:
             yield
         finally:
+            app.state.readiness.shutdown()
             app.state.maintenance.stop()
             app.state.analyzer.shutdown()
             blas.restore_original_limits()

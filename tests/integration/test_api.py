@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import socket
 import threading
 import time
 import uuid
@@ -156,7 +157,39 @@ def test_health_and_ready(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "store": "ok"}
+    checks = ready.json()["checks"]
+    assert {k: checks.pop(k) for k in ("database", "broker", "store")} == dict.fromkeys(
+        ("database", "broker", "store"), "ok"
+    )
+    assert checks["store_space"].startswith("ok (") and checks["store_space"].endswith("free)")
+
+
+def test_ready_answers_within_its_deadline_and_says_when_the_store_is_full(
+    tmp_path: Path, migrated_postgres_url: str
+) -> None:
+    with socket.socket() as black_hole:  # accepts connections, never answers
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(16)
+        broker = f"redis://127.0.0.1:{black_hole.getsockname()[1]}/0"
+        settings = make_settings(tmp_path, migrated_postgres_url, broker_url=broker)
+        settings = settings.model_copy(
+            update={"ready_deadline": 1.0, "store_min_free_bytes": 1 << 62, "publish_timeout": 1.0}
+        )
+        with TestClient(create_app(settings)) as client:
+            started = time.monotonic()
+            ready = client.get("/ready")
+            assert time.monotonic() - started < 4
+            checks = ready.json()["checks"]
+            assert ready.status_code == 503 and "no answer within 1 s" in checks["broker"]
+            assert "full" in checks["store_space"] and checks["database"] == "ok"
+            # Probes do not pile up: many callers, one round, answered from the cache.
+            started = time.monotonic()
+            assert all(client.get("/ready").status_code == 503 for _ in range(20))
+            assert time.monotonic() - started < 6
+            # Submitting does not hang on the black hole either: the outbox keeps the task.
+            started = time.monotonic()
+            assert client.post("/experiments", json=SPEC).status_code == 202
+            assert time.monotonic() - started < 3
 
 
 def test_not_found_and_bad_ids_are_problems(client: TestClient) -> None:

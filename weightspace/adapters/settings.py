@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     retry_base: float = Field(default=1.0, gt=0)
     retry_max: float = Field(default=60.0, gt=0)
     retry_attempts: int = Field(default=20, ge=0)
+    # /ready: checks run concurrently within ready_deadline seconds, cached ready_cache_seconds;
+    # a local store with less than store_min_free_bytes free is not ready.
+    ready_deadline: float = Field(default=3.0, gt=0)
+    ready_cache_seconds: float = Field(default=1.5, ge=0)
+    store_min_free_bytes: int = Field(default=256 << 20, ge=0)
     # Analyses in the API process: a bounded pool, one BLAS thread each, recent Grams in memory.
     analysis_workers: int = Field(default=2, ge=1, le=64)
     analysis_blas_threads: int = Field(default=1, ge=1, le=64)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
+from weightspace.adapters import readiness
 from weightspace.adapters.migrate import check as check_migrated
 from weightspace_service.deps import OptionalPrincipalDep
 from weightspace_service.protocol import StrictJSONRoute
@@ -20,12 +22,30 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-def _check(name: str, probe) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-    try:
-        probe()
-    except Exception as error:  # every failure is reported, none is raised
-        return name, f"{type(error).__name__}: {error}"[:500]
-    return name, "ok"
+def probe_for(state: object) -> readiness.Probe:
+    """The app's readiness checks: database (migrated), broker, store (and its free space)."""
+    settings = state.settings  # type: ignore[attr-defined]
+
+    def database() -> None:
+        with state.engine.connect() as connection:  # type: ignore[attr-defined]
+            connection.execute(text("SELECT 1"))
+        check_migrated(settings.database_url)
+
+    def broker() -> None:
+        with state.celery.connection_for_write() as connection:  # type: ignore[attr-defined]
+            connection.ensure_connection(max_retries=1, timeout=settings.ready_deadline)
+
+    store = state.store  # type: ignore[attr-defined]
+    return readiness.Probe(
+        {
+            "database": database,
+            "broker": broker,
+            "store": store.ping,
+            "store_space": readiness.space_check(store, settings.store_min_free_bytes),
+        },
+        deadline=settings.ready_deadline,
+        ttl=settings.ready_cache_seconds,
+    )
 
 
 @router.get(
@@ -33,29 +53,16 @@ def _check(name: str, probe) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "A dependency is unreachable"}},
 )
-def ready(request: Request, principal: OptionalPrincipalDep) -> JSONResponse:
-    """Database (migrated), broker and snapshot store are reachable.
+async def ready(request: Request, principal: OptionalPrincipalDep) -> JSONResponse:
+    """Database (migrated), broker and snapshot store are reachable, and the store has room.
 
-    Each check's error (which may name hosts and ports) is shown to authenticated callers only;
+    The checks run concurrently under one deadline and are cached for a second or two. Each
+    check's error (which may name hosts and ports) is shown to authenticated callers only;
     others see `ok` or `unavailable`.
     """
-    state = request.app.state
-
-    def database() -> None:
-        with state.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        check_migrated(state.settings.database_url)
-
-    def broker() -> None:
-        with state.celery.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=3)
-
-    checks = dict(
-        _check(*c)
-        for c in (("database", database), ("broker", broker), ("store", state.store.ping))
-    )
-    ok = all(v == "ok" for v in checks.values())
+    checks = await run_in_threadpool(request.app.state.readiness.results)
+    ok = all(readiness.is_ok(v) for v in checks.values())
     if principal is None:
-        checks = {name: "ok" if v == "ok" else "unavailable" for name, v in checks.items()}
+        checks = {name: "ok" if readiness.is_ok(v) else "unavailable" for name, v in checks.items()}
     body = Readiness(status="ready" if ok else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
