@@ -21,6 +21,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from weightspace.adapters import experiments as usecases
 from weightspace.adapters.settings import Settings
+from weightspace.adapters.tokens import create_token
 from weightspace_service.app import create_app
 from weightspace_service.openapi import DOCUMENT
 
@@ -70,3 +71,74 @@ def test_api_conforms_to_its_document(case, base_url: str) -> None:  # type: ign
     # Excluded: "schema-valid data must be accepted". Some rules cannot be written in JSON Schema
     # (nesterov needs momentum, a cursor must be one this API issued): they are 422 problems.
     case.call_and_validate(base_url=base_url, excluded_checks=[positive_data_acceptance])
+
+
+# --------------------------------------------------------------------------- with tokens
+
+ADMIN_OWNER = "contract"
+
+
+@pytest.fixture(scope="module")
+def authenticated(
+    tmp_path_factory: pytest.TempPathFactory, migrated_postgres_url: str
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """A server with WEIGHTSPACE_AUTH=tokens (limits raised so fuzzing reaches past them), a
+    token, and one trained experiment of that token's owner."""
+    settings_ = Settings(
+        home=tmp_path_factory.mktemp("contract-tokens"),
+        database_url=migrated_postgres_url,
+        auth="tokens",
+        submit_rate=1_000_000,
+        max_active_experiments=1_000_000,
+    )
+    app = create_app(settings_)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
+        time.sleep(0.05)
+    with app.state.sessions() as session:
+        headers = {"Authorization": f"Bearer {create_token(session, ADMIN_OWNER)[1]}"}
+    url = f"http://127.0.0.1:{server.config.port}"
+    experiment_id = httpx.post(f"{url}/experiments", json=SEED_SPEC, headers=headers).json()["id"]
+    usecases.execute(app.state.sessions, app.state.store, uuid.UUID(experiment_id), device="cpu")
+    yield url, headers
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@schema.parametrize()
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_with_tokens_conforms_to_its_document(  # type: ignore[no-untyped-def]
+    case, authenticated: tuple[str, dict[str, str]]
+) -> None:
+    url, headers = authenticated
+    case.call_and_validate(
+        base_url=url, headers=headers, excluded_checks=[positive_data_acceptance]
+    )
+
+
+def test_api_statefully_with_tokens(authenticated: tuple[str, dict[str, str]]) -> None:
+    """Sequences of calls that follow the links schemathesis infers (submit, then read, cancel,
+    retry, delete what it made): no server error, every answer as documented."""
+    url, headers = authenticated
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case):  # type: ignore[no-untyped-def]
+            return {"base_url": url, "headers": headers}
+
+        def validate_response(self, response, case, **kwargs):  # type: ignore[no-untyped-def]
+            case.validate_response(response, excluded_checks=[positive_data_acceptance])
+
+    Workflow.run(
+        settings=settings(
+            max_examples=8,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
