@@ -428,3 +428,21 @@ def test_damaged_snapshots_are_named_and_the_rest_still_answers(client: TestClie
     intact = client.get(f"/experiments/{experiment_id}/runs/0/snapshots/2")
     assert intact.status_code == 200
     assert hashlib.sha256(intact.content).hexdigest() == intact.headers["x-checksum-sha256"]
+
+
+def test_database_down_is_a_503_on_a_connection_that_stays_open(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    settings = make_settings(tmp_path, f"postgresql+psycopg://postgres@127.0.0.1:{port}/none")
+    with TestClient(create_app(settings)) as client:
+        for path in (
+            "/experiments",
+            f"/experiments/{uuid.uuid4()}",
+            f"/experiments/{uuid.uuid4()}/pca",
+        ):
+            response = client.get(path)
+            assert response.status_code == 503, (path, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.headers.get("connection") != "close"
+            assert "127.0.0.1" not in response.text

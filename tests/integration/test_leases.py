@@ -23,9 +23,10 @@ from weightspace.adapters.db import (
     make_sessionmaker,
     utcnow,
 )
+from weightspace.adapters.faults import Transient
 from weightspace.adapters.migrate import upgrade
 from weightspace.adapters.suites import create_suite
-from weightspace.snapshots import LocalStore
+from weightspace.snapshots import LocalStore, StoreUnavailable, decode_snapshot
 from weightspace.spec import ExperimentSpec
 
 pytestmark = pytest.mark.integration
@@ -196,3 +197,67 @@ def test_deleting_a_suite_deletes_its_experiments(sessions: sessionmaker[Session
         session.commit()
         assert session.scalar(select(func.count()).select_from(Experiment)) == 0
         assert session.scalar(select(func.count()).select_from(OutboxEntry)) == 0
+
+
+class FlakyStore(LocalStore):
+    """Unreachable for the first ``failures`` writes of states (a store restarting)."""
+
+    def __init__(self, root: Path, failures: int) -> None:
+        super().__init__(root)
+        self.failures = failures
+
+    def put(self, key: str, data: bytes) -> None:
+        if "state-000020" in key and self.failures > 0:
+            self.failures -= 1
+            raise StoreUnavailable("the snapshot store is unreachable (EndpointConnectionError)")
+        super().put(key, data)
+
+
+def test_a_store_outage_is_retried_and_the_run_resumes_bitwise(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    reference = submitted(sessions)
+    clean = LocalStore(tmp_path / "clean")
+    assert execution.execute(sessions, clean, reference, device="cpu") == "succeeded"
+    experiment_id = submitted(sessions)
+    flaky = FlakyStore(tmp_path / "flaky", failures=1)
+    with pytest.raises(Transient, match="unreachable"):
+        execution.execute(sessions, flaky, experiment_id, device="cpu")
+    with sessions() as session:  # not failed: released for the retry
+        experiment = session.get_one(Experiment, experiment_id)
+        assert experiment.status == "running" and experiment.runs[0].lease_owner is None
+    assert execution.execute(sessions, flaky, experiment_id, device="cpu") == "succeeded"
+    for epoch in SPEC.snapshot_epochs():
+        a = clean.get(f"experiments/{reference.hex}/runs/0000/epoch-{epoch:06d}.safetensors")
+        b = flaky.get(f"experiments/{experiment_id.hex}/runs/0000/epoch-{epoch:06d}.safetensors")
+        assert get_params(a) == get_params(b)
+
+
+def get_params(data: bytes) -> bytes:
+    return decode_snapshot(data).params.tobytes()
+
+
+def test_a_permanent_error_is_named_without_internal_addresses(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    class Broken(LocalStore):
+        def put(self, key: str, data: bytes) -> None:
+            raise PermissionError("denied writing to s3://admin:hunter2@10.1.2.3:8333/bucket")
+
+    experiment_id = submitted(sessions)
+    with pytest.raises(PermissionError):
+        execution.execute(sessions, Broken(tmp_path), experiment_id, device="cpu")
+    with sessions() as session:
+        experiment = session.get_one(Experiment, experiment_id)
+        assert experiment.status == "failed" and experiment.error is not None
+        assert experiment.error.startswith("PermissionError: denied writing")
+        assert "hunter2" not in experiment.error and "10.1.2.3" not in experiment.error
+
+
+def test_a_suite_commits_with_all_its_tasks(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        suite = create_suite(session, usecases.ANONYMOUS, "quick", "digits", "cpu")
+        ids = {e.id for e in suite.experiments}
+    with sessions() as session:
+        pending = session.scalars(select(OutboxEntry.experiment_id)).all()
+    assert len(ids) == 4 and set(pending) == ids
