@@ -32,6 +32,14 @@ SPEC = {
 }
 
 
+def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:  # type: ignore[type-arg]
+    """A process of its own session (stopped by :func:`stop`), its output appended to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.e2e.scenario import free_port, stop, wait_healthy
+from tests.e2e.scenario import free_port, spawn, stop, wait_healthy
+from tests.e2e.test_worker_crash import start_worker
 from weightspace_client import WeightspaceClient
 from weightspace_client.client import ApiError
 
@@ -74,16 +75,8 @@ def test_cancel_retry_delete_with_tokens_on_real_services(
     s3 = seaweedfs.client()
     try:
         api_log = tmp_path / "api.log"
-        with api_log.open("wb") as out:
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "weightspace_service", "--port", str(port)],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+        api = [sys.executable, "-m", "weightspace_service", "--port", str(port)]
+        processes.append(spawn(api, env, api_log))
         wait_healthy(url, processes[0], api_log)  # it has migrated the database
 
         def token(owner: str) -> str:
@@ -98,26 +91,7 @@ def test_cancel_retry_delete_with_tokens_on_real_services(
 
         alice, bob = token("alice"), token("bob")
         worker_log = tmp_path / "worker.log"
-        with worker_log.open("wb") as out:
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "weightspace_worker",
-                        "--queues",
-                        "cpu",
-                        "--pool",
-                        "solo",
-                        "--hostname",
-                        f"e2e-lifecycle-{port}@%h",
-                    ],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+        processes.append(start_worker(env, worker_log, f"e2e-lifecycle-{port}"))
         try:
             with (
                 WeightspaceClient(url, token=alice, timeout=60) as client,

@@ -6,19 +6,19 @@ One trained experiment is seeded so that analysis and download endpoints also an
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
+import copy
+import json
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from tests.integration.serving import serving
 from weightspace.adapters import experiments as usecases
 from weightspace.adapters.settings import Settings
 from weightspace.adapters.tokens import create_token
@@ -37,10 +37,17 @@ SEED_SPEC = {
 schema = schemathesis.openapi.from_path(str(DOCUMENT))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _without_security(document: dict[str, Any]) -> dict[str, Any]:
+    """The document as a WEIGHTSPACE_AUTH=none server serves it: no operation needs a token."""
+    document = copy.deepcopy(document)
+    document.get("components", {}).pop("securitySchemes", None)
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation.pop("security", None)
+    return document
+
+
+open_schema = schemathesis.openapi.from_dict(_without_security(json.loads(DOCUMENT.read_text())))
 
 
 @pytest.fixture(scope="module")
@@ -48,33 +55,22 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, migrated_postgres_url: st
     app = create_app(
         Settings(home=tmp_path_factory.mktemp("contract"), database_url=migrated_postgres_url)
     )
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{server.config.port}"
-    experiment_id = httpx.post(f"{url}/experiments", json=SEED_SPEC).json()["id"]
-    usecases.execute(app.state.sessions, app.state.store, uuid.UUID(experiment_id), device="cpu")
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        experiment_id = httpx.post(f"{url}/experiments", json=SEED_SPEC).json()["id"]
+        usecases.execute(
+            app.state.sessions, app.state.store, uuid.UUID(experiment_id), device="cpu"
+        )
+        yield url
 
 
-@schema.parametrize()
+@open_schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_document(case, base_url: str) -> None:  # type: ignore[no-untyped-def]
     # Excluded: "schema-valid data must be accepted". Some rules cannot be written in JSON Schema
     # (nesterov needs momentum, a cursor must be one this API issued): they are 422 problems.
-    # And "auth is enforced": this server runs with WEIGHTSPACE_AUTH=none on purpose (the
-    # document describes the tokens mode, which the tests below check with every check on).
-    case.call_and_validate(
-        base_url=base_url, excluded_checks=[positive_data_acceptance, ignored_auth]
-    )
+    # This server runs with WEIGHTSPACE_AUTH=none: checked against the document without its
+    # security requirements (the tests below check the tokens mode against the document as is).
+    case.call_and_validate(base_url=base_url, excluded_checks=[positive_data_acceptance])
 
 
 # --------------------------------------------------------------------------- with tokens
@@ -96,23 +92,15 @@ def authenticated(
         max_active_experiments=1_000_000,
     )
     app = create_app(settings_)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
-        time.sleep(0.05)
-    with app.state.sessions() as session:
-        headers = {"Authorization": f"Bearer {create_token(session, ADMIN_OWNER)[1]}"}
-    url = f"http://127.0.0.1:{server.config.port}"
-    experiment_id = httpx.post(f"{url}/experiments", json=SEED_SPEC, headers=headers).json()["id"]
-    usecases.execute(app.state.sessions, app.state.store, uuid.UUID(experiment_id), device="cpu")
-    yield url, headers
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        with app.state.sessions() as session:
+            headers = {"Authorization": f"Bearer {create_token(session, ADMIN_OWNER)[1]}"}
+        response = httpx.post(f"{url}/experiments", json=SEED_SPEC, headers=headers)
+        experiment_id = response.json()["id"]
+        usecases.execute(
+            app.state.sessions, app.state.store, uuid.UUID(experiment_id), device="cpu"
+        )
+        yield url, headers
 
 
 @schema.parametrize()

@@ -4,9 +4,7 @@ threads, one key, one experiment (a unique constraint decides, not a lock in Pyt
 from __future__ import annotations
 
 import secrets
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 
+from tests.integration.serving import serving
 from tests.integration.test_stranger import SPEC, is_problem, settings_for
 from weightspace.adapters.db import Experiment, IdempotencyKey, Suite
 from weightspace_service.app import create_app
@@ -27,26 +25,11 @@ pytestmark = pytest.mark.integration
 CONCURRENT = 50
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path, migrated_postgres_url: str) -> Iterator[tuple[str, object]]:
     app = create_app(settings_for(tmp_path, migrated_postgres_url))
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
-    served = uvicorn.Server(config)
-    thread = threading.Thread(target=served.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not served.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{config.port}", app
-    served.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield url, app
 
 
 def count(app: object, model: type[Experiment] | type[Suite], name: str | None = None) -> int:
