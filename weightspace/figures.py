@@ -24,13 +24,15 @@ from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from weightspace.analysis import ArrayVector, PCAResult, gram, pca, trajectory_metrics
-from weightspace.claims import ExperimentResult, LineLoss, random_walk_ratio
+from weightspace import nulls
+from weightspace.analysis import PCAResult, pca, trajectory_metrics
+from weightspace.claims import BarrierReport, ExperimentResult, LineLoss
+from weightspace.claims.base import step_lengths
 
 # Components shown in the spectra; the rest explain too little to read on the plot.
 SPECTRUM_COMPONENTS = 20
-NULL_WALK_DIMENSIONS = 5_000
-NULL_WALK_SEED = 0
+# Walks simulated for the null drawn in the spectra (the claims use nulls.NULL_SAMPLES).
+FIGURE_NULL_SAMPLES = 200
 PNG_DPI = 120
 # Beyond this many runs the distance heatmap's cells are too small for their values.
 MAX_ANNOTATED_RUNS = 10
@@ -166,17 +168,21 @@ def joint_pca(results: Sequence[ExperimentResult]) -> Figure:
     return figure
 
 
-def random_walk_spectrum(
-    snapshots: int, *, dimensions: int = NULL_WALK_DIMENSIONS, seed: int = NULL_WALK_SEED
-) -> np.ndarray:
-    """Explained-variance ratios of a simulated isotropic gaussian random walk, shape (snapshots - 1,)."""
-    if snapshots < 2:
-        raise FigureUnavailable(
-            f"a random walk spectrum needs 2 or more snapshots, got {snapshots}"
-        )
-    steps = np.random.default_rng(seed).standard_normal((snapshots - 1, dimensions))
-    positions = np.vstack([np.zeros(dimensions), np.cumsum(steps, axis=0)])
-    return pca(gram([ArrayVector(p) for p in positions])).explained_variance_ratio
+def random_walk_ratio(k: int) -> float:
+    """Share of variance of component ``k`` (1-based) of an isotropic random walk, n -> infinity."""
+    return 6 / (np.pi**2 * k**2)
+
+
+def walk_null_of(result: ExperimentResult, samples: int = FIGURE_NULL_SAMPLES) -> nulls.WalkNull:
+    """Random walks with the result's step lengths from its starting points (pooled like its runs)."""
+    runs = list(result.run_indices().values())
+    starts = [positions[0] for positions in runs]
+    return nulls.walk_null(
+        [step_lengths(result, positions).tolist() for positions in runs],
+        result.gram.size,
+        starts_dot=result.gram.subset(starts).dot() if len(starts) > 1 else None,
+        samples=samples,
+    )
 
 
 def _resolved(values: np.ndarray) -> np.ndarray:
@@ -188,17 +194,18 @@ def _resolved(values: np.ndarray) -> np.ndarray:
     return np.where(values > NUMERICAL_ZERO_SHARE, values, np.nan)
 
 
-def spectra(results: Sequence[ExperimentResult], null_snapshots: int) -> Figure:
-    """Explained-variance ratio per component of each experiment, and the random-walk null.
+def spectra(results: Sequence[ExperimentResult]) -> Figure:
+    """Explained-variance ratio per component of each experiment, beside its random-walk null.
 
-    The null is drawn twice: the formula ``6 / (pi^2 k^2)`` and a simulated isotropic gaussian
-    random walk of ``null_snapshots`` positions in :data:`NULL_WALK_DIMENSIONS` dimensions.
+    Each experiment's null is random walks with its own step lengths from its own starting points
+    (pooled as its runs are), simulated in the model's dimension: the dotted line is their mean,
+    the shaded band their central 95%.
     """
     figure = _figure(8.5, 6.2)
     ax = figure.add_subplot()
     shown = 0
     for colour, result in zip(_run_colours(len(results)), results, strict=True):
-        if result.gram.n < 2:
+        if result.gram.n < 3:
             continue
         ratio = pca(result.gram).explained_variance_ratio[:SPECTRUM_COMPONENTS]
         k = np.arange(1, len(ratio) + 1)
@@ -206,23 +213,13 @@ def spectra(results: Sequence[ExperimentResult], null_snapshots: int) -> Figure:
         what = "trajectory" if runs == 1 else f"joint set of {runs} runs"
         label = f"{_short(result)} ({what}, {result.gram.n} snapshots)"
         ax.plot(k, _resolved(ratio), marker="o", markersize=4, color=colour, label=label)
+        walk = walk_null_of(result).ratios[:, : len(ratio)]
+        low, high = np.percentile(walk, nulls.BAND_PERCENTILES, axis=0)
+        ax.fill_between(k, _resolved(low), _resolved(high), color=colour, alpha=0.15, linewidth=0)
+        ax.plot(k, _resolved(walk.mean(axis=0)), color=colour, linestyle=":", linewidth=1.2)
         shown = max(shown, len(ratio))
-    if null_snapshots >= 2:
-        walk = random_walk_spectrum(null_snapshots)[:SPECTRUM_COMPONENTS]
-        ax.plot(
-            np.arange(1, len(walk) + 1),
-            _resolved(walk),
-            color="0.3",
-            linestyle=":",
-            marker="s",
-            markersize=3,
-            label=(
-                f"simulated random walk ({null_snapshots} positions, "
-                f"{NULL_WALK_DIMENSIONS:,} dimensions)"
-            ),
-        )
-        shown = max(shown, len(walk))
-    shown = max(shown, 2)
+    if shown == 0:
+        raise FigureUnavailable("no experiment has 3 or more snapshots")
     k = np.arange(1, shown + 1)
     ax.plot(
         k,
@@ -231,11 +228,18 @@ def spectra(results: Sequence[ExperimentResult], null_snapshots: int) -> Figure:
         linestyle="--",
         label="random-walk limit 6 / (\u03c0\u00b2 k\u00b2)",
     )
+    ax.plot([], [], color="0.4", linestyle=":", label="each experiment's random-walk null (mean)")
+    ax.fill_between([], [], [], color="0.4", alpha=0.15, label="its 95% band")
     ax.set_yscale("log")
     ax.set_xlabel("principal component k")
     ax.set_ylabel("explained variance ratio (share of total variance)")
     ax.set_xticks(k if shown <= 20 else k[::2])
-    ax.set_title("Explained variance per principal component, against the random-walk null model")
+    ax.set_title(
+        _wrapped(
+            "Explained variance per principal component, against random walks with the same steps",
+            70,
+        )
+    )
     figure.legend(fontsize="small", loc="outside lower center", ncols=2)
     ax.grid(alpha=0.3)
     return figure
@@ -322,12 +326,16 @@ def dynamics(result: ExperimentResult) -> Figure:
 
 
 def line_loss(line: LineLoss) -> Figure:
-    """Train loss along the straight line ``(1 - a) * init + a * solution`` (Goodfellow et al.)."""
+    """Train and test loss along the straight line ``(1 - a) * init + a * solution``."""
     if not line.alphas:
         raise FigureUnavailable("the line evaluation has no points")
     figure = _figure(7.5, 5.0)
     ax = figure.add_subplot()
-    ax.plot(line.alphas, line.train_loss, marker="o", color="tab:blue")
+    ax.plot(line.alphas, line.train_loss, marker="o", markersize=3, color="tab:blue", label="train")
+    if line.test_loss:
+        ax.plot(
+            line.alphas, line.test_loss, marker="s", markersize=3, color="tab:orange", label="test"
+        )
     ax.annotate(
         "initialisation",
         (line.alphas[0], line.train_loss[0]),
@@ -343,9 +351,95 @@ def line_loss(line: LineLoss) -> Figure:
         ha="right",
     )
     ax.set_xlabel("interpolation coefficient a")
-    ax.set_ylabel(f"train {LOSS_LABEL}")
-    ax.set_title("Train loss along the straight line (1 - a) \u00b7 init + a \u00b7 solution")
+    ax.set_ylabel(LOSS_LABEL)
+    ax.set_title("Loss along the straight line (1 - a) \u00b7 init + a \u00b7 solution")
     ax.set_xlim(-0.03, 1.03)
     ax.margins(y=0.1)  # room for the labels above the end points
+    ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
+    return figure
+
+
+def barrier_lines(reports: Sequence[tuple[str, BarrierReport]]) -> Figure:
+    """Claim 4: train loss along the lines between final solutions, and the barriers beside the
+    same-run controls, per experiment."""
+    if not reports:
+        raise FigureUnavailable("no barriers were computed")
+    figure = _figure(12.0, 5.0)
+    lines_ax, barrier_ax = figure.subplots(1, 2)
+    colours = _run_colours(len(reports))
+    for position, (colour, (title, report)) in enumerate(zip(colours, reports, strict=True)):
+        for item in report.lines:
+            style = "-" if item.kind == "pair" else ":"
+            lines_ax.plot(
+                item.line.alphas, item.line.train_loss, color=colour, linestyle=style, alpha=0.7
+            )
+        pairs = [p.train_barrier for p in report.of_kind("pair")]
+        controls = [c.train_barrier for c in report.of_kind("control")]
+        barrier_ax.scatter(
+            np.full(len(pairs), position - 0.12), pairs, color=colour, marker="o", zorder=3
+        )
+        barrier_ax.scatter(
+            np.full(len(controls), position + 0.12), controls, color=colour, marker="x", zorder=3
+        )
+        if len(controls) >= 2:
+            band = nulls.band(controls)
+            barrier_ax.fill_between(
+                [position - 0.3, position + 0.3], band.low, band.high, color=colour, alpha=0.15
+            )
+        lines_ax.plot([], [], color=colour, label=title)
+    lines_ax.plot([], [], color="black", linestyle="-", label="between two runs' solutions")
+    lines_ax.plot([], [], color="black", linestyle=":", label="control: within one run")
+    lines_ax.set_xlabel("interpolation coefficient a")
+    lines_ax.set_ylabel(f"train {LOSS_LABEL}")
+    lines_ax.set_title("train loss along the lines")
+    lines_ax.legend(fontsize="small")
+    barrier_ax.set_xticks(range(len(reports)), [title for title, _ in reports], fontsize=8)
+    barrier_ax.set_ylabel(f"train-loss barrier ({LOSS_LABEL.split(' (')[1][:-1]})")
+    barrier_ax.set_yscale("symlog", linthresh=1e-3)
+    barrier_ax.set_title("barriers: o between runs, x controls (band: their 95%)")
+    for ax in (lines_ax, barrier_ax):
+        ax.grid(alpha=0.3)
+    figure.suptitle(
+        "Loss barriers between final solutions (max of the loss above the straight interpolation)"
+    )
+    return figure
+
+
+def gradient_norms(result: ExperimentResult) -> Figure:
+    """Claim 1: the full-batch gradient norm at every snapshot of the first run, beside its
+    sign-flip null band (what the norm is at a critical point)."""
+    run = next(iter(result.run_indices().values()))
+    records = [(result.epochs[i], result.gradient(i)) for i in run]
+    records = [(e, g) for e, g in records if g is not None]
+    if not records:
+        raise FigureUnavailable(f"{result.title}: no gradient norms were recorded")
+    epochs = np.array([e for e, _ in records], dtype=float)
+    figure = _figure(7.5, 5.0)
+    ax = figure.add_subplot()
+    ax.plot(
+        epochs,
+        [g["norm_with_weight_decay"] for _, g in records],
+        marker="o",
+        markersize=3,
+        label="with the weight-decay term",
+    )
+    ax.plot(
+        epochs, [g["norm"] for _, g in records], marker="s", markersize=3, label="train loss only"
+    )
+    ax.fill_between(
+        epochs,
+        [g["null_band"][0] for _, g in records],
+        [g["null_band"][1] for _, g in records],
+        color="0.5",
+        alpha=0.25,
+        label="sign-flip null, 95% band (a critical point)",
+    )
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("full-batch gradient norm (nats per parameter unit)")
+    ax.set_title(_wrapped(f"{result.title}: full-batch gradient norm (train set, dropout off)", 70))
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return figure

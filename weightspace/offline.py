@@ -2,28 +2,29 @@
 
 For machines that have PyTorch but not the service's stack (a lent GPU machine with no
 database, broker or network): the same core as the worker — Trainer, snapshots in a local
-store, streaming Gram analysis, claims and figures — writing the same report folder.
+store with their full-batch gradient norms, streaming Gram analysis, and the reproduction's
+assembly (lines, barriers, controls, claims over K seeds, figures) — writing the same report.
 
-    python -m weightspace.offline --preset paper --dataset fashion-mnist --device cuda \\
-        --roles trajectory --out docs/results/paper-fashion-mnist
+    python -m weightspace.offline --preset paper --dataset mnist --device cuda --seeds 3 \\
+        --out docs/results/paper-mnist
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import torch
-
+from weightspace import landscape
 from weightspace.analysis import gram
-from weightspace.claims import ExperimentResult, LineLoss
+from weightspace.claims import ExperimentResult
 from weightspace.data import Dataset, load_dataset
 from weightspace.presets import load_preset, preset_names
 from weightspace.report import render_report, write_report
+from weightspace.reproduction import Replicate, assemble, evaluate_replicate
 from weightspace.snapshots import (
     LocalStore,
     Snapshot,
@@ -32,11 +33,12 @@ from weightspace.snapshots import (
     get_snapshot,
     put_snapshot,
 )
-from weightspace.spec import ExperimentSpec
-from weightspace.training import Trainer, loss_along_line
+from weightspace.spec import DatasetSpec, ExperimentSpec
+from weightspace.training import Trainer
 from weightspace.vocabulary import DATASET_NAMES, ROLES
 
-Kept = list[tuple[int, int, Mapping[str, float], str]]  # run, epoch, metrics, snapshot key
+# run, epoch, metrics, gradient record, snapshot key
+Kept = list[tuple[int, int, dict[str, float], dict[str, Any], str]]
 
 
 def _train(
@@ -46,10 +48,15 @@ def _train(
 
     def keep(snapshot: Snapshot, _state: TrainState) -> None:
         key = put_snapshot(store, experiment_id, snapshot).key
-        kept.append((snapshot.run, snapshot.epoch, snapshot.metrics, key))
+        gradient = landscape.gradient_norms(spec, data, snapshot.params, device=device)
+        kept.append((snapshot.run, snapshot.epoch, dict(snapshot.metrics), gradient.to_dict(), key))
 
     Trainer(spec, data, device).train(keep)
     return sorted(kept, key=lambda item: (item[0], item[1]))
+
+
+def _vector(store: LocalStore, keys: Sequence[str]) -> Callable[[int], Any]:
+    return lambda position: get_snapshot(store, keys[position]).params
 
 
 def reproduce(
@@ -61,48 +68,64 @@ def reproduce(
     device: str = "cpu",
     data_dir: Path | None = None,
     snapshots: Path | None = None,
+    seeds: int = 1,
 ) -> dict[str, str]:
-    """Train the preset's experiments named in ``roles``, write the report to ``out``; return its meta."""
-    loaded = load_preset(preset, dataset)
+    """Train the preset's experiments named in ``roles`` ``seeds`` times (replicates with derived
+    seeds), write the report to ``out``; return its meta."""
+
+    @cache
+    def data_for(spec: DatasetSpec) -> Dataset:
+        return load_dataset(spec, data_dir)
+
     store = LocalStore(snapshots or out / "snapshots")
-    results: dict[str, ExperimentResult | None] = dict.fromkeys(ROLES)
-    line = None
+    replicates: list[Replicate] = []
     seconds: dict[str, float] = {}
-    for index, experiment in enumerate(loaded.experiments):
-        if experiment.role not in roles:
-            continue
-        spec = experiment.spec
-        data = load_dataset(spec.dataset, data_dir)
+    loaded = load_preset(preset, dataset)
+    for replicate in range(seeds):
+        loaded = load_preset(preset, dataset, replicate)
+        results: dict[str, ExperimentResult | None] = dict.fromkeys(ROLES)
+        for index, experiment in enumerate(loaded.experiments):
+            if experiment.role not in roles:
+                continue
+            spec = experiment.spec
+            started = time.perf_counter()
+            kept = _train(
+                spec, data_for(spec.dataset), store, f"{replicate:016x}{index:016x}", device
+            )
+            seconds[experiment.role] = (
+                seconds.get(experiment.role, 0.0) + time.perf_counter() - started
+            )
+            keys = [key for *_, key in kept]
+            results[experiment.role] = ExperimentResult(
+                role=experiment.role,
+                title=experiment.title,
+                spec=spec,
+                runs=[run for run, *_ in kept],
+                epochs=[epoch for _, epoch, *_ in kept],
+                metrics=[metrics for _, _, metrics, _, _ in kept],
+                gram=gram([StoredVector(store, key) for key in keys]),
+                gradients=[gradient for _, _, _, gradient, _ in kept],
+                vector=_vector(store, keys),
+            )
         started = time.perf_counter()
-        kept = _train(spec, data, store, f"{index:032x}", device)
-        seconds[experiment.role] = time.perf_counter() - started
-        results[experiment.role] = ExperimentResult(
-            role=experiment.role,
-            title=experiment.title,
-            spec=spec,
-            runs=[run for run, _, _, _ in kept],
-            epochs=[epoch for _, epoch, _, _ in kept],
-            metrics=[metrics for _, _, metrics, _ in kept],
-            gram=gram([StoredVector(store, key) for _, _, _, key in kept]),
+        replicates.append(
+            evaluate_replicate(replicate, results, lambda s: data_for(s.dataset), device=device)
         )
-        if experiment.role == "trajectory":  # from run 0's first snapshot to its last
-            run0 = [key for run, _, _, key in kept if run == 0]
-            start, end = (get_snapshot(store, key).params for key in (run0[0], run0[-1]))
-            line = LineLoss(*loss_along_line(spec, data, start, end, device=device))
-    hardware = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor()
+        seconds["analysis"] = seconds.get("analysis", 0.0) + time.perf_counter() - started
     meta = {
         "preset": loaded.name,
         "dataset": loaded.dataset,
         "experiments run": ", ".join(r for r in ROLES if r in roles),
-        "hardware": f"{hardware} ({device})",
-        "software": f"Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}",
-        "training wall time": "; ".join(f"{role} {s:.0f} s" for role, s in seconds.items()),
+        "wall time": "; ".join(f"{role} {s:.0f} s" for role, s in seconds.items()),
     }
-    write_report(render_report(results, line, meta=meta), out)
-    return meta
+    reproduction = assemble(replicates, meta, device=device)
+    write_report(render_report(reproduction), out)
+    return dict(reproduction.meta)
 
 
 def main(argv: list[str] | None = None) -> None:
+    import torch
+
     parser = argparse.ArgumentParser(
         prog="python -m weightspace.offline", description=__doc__.splitlines()[0]
     )
@@ -111,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--roles", default=",".join(ROLES), help="comma-separated experiments to run"
     )
+    parser.add_argument("--seeds", type=int, default=1, help="replicates with derived seeds (K)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="the report folder")
@@ -121,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     roles = args.roles.split(",")
     if unknown := set(roles) - set(ROLES):
         parser.error(f"unknown roles {sorted(unknown)}; choose from {', '.join(ROLES)}")
+    if args.seeds < 1:
+        parser.error("--seeds must be 1 or more")
     meta = reproduce(
         args.preset,
         args.dataset,
@@ -129,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         device=args.device,
         data_dir=args.data_dir,
         snapshots=args.snapshots,
+        seeds=args.seeds,
     )
     print("\n".join(f"{k}: {v}" for k, v in meta.items()))
     print(f"report: {args.out / 'index.html'}")

@@ -1,8 +1,11 @@
-"""The reproduction report: the five claims' verdicts and the paper's figures, as a folder of files.
+"""The reproduction report: the claims' verdicts against their nulls and the paper's figures.
 
-:func:`render_report` returns the folder as ``{name: bytes}`` (``index.html``, ``claims.json`` and
-every figure as SVG and PNG), with relative links only, so the same files can be served by the API
-and written to disk by :func:`write_report`. The HTML needs nothing from the network.
+:func:`render_report` turns a :class:`~weightspace.reproduction.Reproduction` into the report
+folder as ``{name: bytes}`` (``index.html``, ``claims.json`` and every figure as SVG and PNG),
+with relative links only, so the same files can be served by the API and written to disk by
+:func:`write_report`. The HTML needs nothing from the network. The claims table gives each
+statistic as the mean over the K seeds with its 95% interval, beside the band of its null or
+control, and each verdict with how many seeds agree; the figures show the first seed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from weightspace import figures
-from weightspace.claims import Claim, ExperimentResult, LineLoss, evaluate_claims
+from weightspace.claims import BarrierReport, ExperimentResult, LineLoss
+from weightspace.reproduction import Reproduction
 from weightspace.vocabulary import ROLES
 
 FIGURE_NAMES = (
@@ -31,6 +35,8 @@ FIGURE_NAMES = (
     "spectra",
     "distances",
     "line-loss",
+    "gradient-norms",
+    "barriers",
     *(f"dynamics-{role}" for role in ROLES),
 )
 FIGURE_FORMATS = ("svg", "png")
@@ -72,14 +78,21 @@ def _absent(results: Mapping[str, ExperimentResult | None], roles: Sequence[str]
     return [role for role in roles if results.get(role) is None]
 
 
-def _plan(results: Mapping[str, ExperimentResult | None], line: LineLoss | None) -> list[_Figure]:
+def _plan(
+    results: Mapping[str, ExperimentResult | None],
+    line: LineLoss | None,
+    barriers: Mapping[str, BarrierReport | None],
+) -> list[_Figure]:
     trajectory = results.get("trajectory")
     pair = _present(results, ("independent-inits", "shared-init"))
     clones = results.get("pretrained-clones")
     everything = _present(results, ROLES)
     three = _present(results, ROLES[1:])
-    # The simulated random walk has as many positions as experiment 1 has snapshots.
-    null_snapshots = (trajectory or everything[0]).gram.n if everything else 0
+    reports = [
+        (f"experiment {ROLES.index(role) + 1} ({role})", report)
+        for role, report in barriers.items()
+        if report is not None
+    ]
 
     described = [PANELS[role] for role in PANELS if results.get(role) is not None]
     sides = ("Left", "Right") if len(described) == 2 else ("Shown",)
@@ -124,9 +137,11 @@ def _plan(results: Mapping[str, ExperimentResult | None], line: LineLoss | None)
             "spectra",
             "Variance explained per principal component",
             "Share of the variance explained by each principal component of every experiment's "
-            "snapshot set (log scale), next to the isotropic random walk: the limit 6/(\u03c0\u00b2k\u00b2) "
-            "and a simulated walk with as many positions as experiment 1 has snapshots.",
-            partial(figures.spectra, everything, null_snapshots) if everything else None,
+            "snapshot set (log scale). Dotted, with its shaded 95% band: that experiment's null, "
+            "random walks with its own step lengths in random directions from its own starting "
+            "points, pooled as its runs are (simulated in the model's dimension). Dashed: the "
+            "n \u2192 \u221e limit 6/(\u03c0\u00b2k\u00b2) of one walk.",
+            partial(figures.spectra, everything) if everything else None,
             "no experiment finished",
         ),
         _Figure(
@@ -143,10 +158,32 @@ def _plan(results: Mapping[str, ExperimentResult | None], line: LineLoss | None)
         _Figure(
             "line-loss",
             "Loss along the straight line from initialisation to solution",
-            "Train loss of experiment 1's model at (1 \u2212 a)\u00b7init + a\u00b7solution; a monotone "
-            "decrease means no barrier lies on the straight path (Goodfellow et al., 2014).",
+            "Train and test loss of experiment 1's model at (1 \u2212 a)\u00b7init + a\u00b7solution "
+            "(claim 2a); a monotone decrease means no barrier lies on the straight path "
+            "(Goodfellow et al., 2014).",
             partial(figures.line_loss, line) if line is not None else None,
             "the line evaluation is missing",
+        ),
+        _Figure(
+            "gradient-norms",
+            "Full-batch gradient norm along experiment 1's trajectory",
+            "Claim 1: the norm of the full-batch gradient (train set, dropout off) at every "
+            "snapshot, of the train loss and of the objective SGD minimises (with the weight-decay "
+            "term), beside the sign-flip null: the norms the gradient has when its expectation is "
+            "zero, i.e. at a critical point.",
+            partial(figures.gradient_norms, trajectory) if trajectory is not None else None,
+            "experiment 1 (trajectory) did not finish",
+        ),
+        _Figure(
+            "barriers",
+            "Loss barriers between final solutions",
+            "Claim 4: left, the train loss along the straight line between every two runs' final "
+            "solutions (solid) and along each control line, from a run's solution to its own "
+            "earlier snapshot at about the runs' separation (dotted); right, each line's barrier "
+            "(the largest excess of the loss over the straight interpolation of its end losses), "
+            "with the controls' 95% band shaded.",
+            partial(figures.barrier_lines, reports) if reports else None,
+            "no barriers were computed (experiments 2-4 did not finish)",
         ),
     ]
     for number, role in enumerate(ROLES, start=1):
@@ -211,24 +248,66 @@ def _measured_html(measured: Mapping[str, Any]) -> str:
     return f'<ul class="measured">{"".join(items)}</ul>'
 
 
-def _claims_html(claims: Sequence[Claim]) -> str:
+def _interval(test: Mapping[str, Any]) -> str:
+    text = _number(test.get("value"))
+    if test.get("interval"):
+        low, high = test["interval"]
+        text += f" [{_number(low)}, {_number(high)}]"
+    return text
+
+
+def _reference_of(test: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    kind = next(k for k in ("null", "control", "tolerance") if k in test)
+    return kind, test[kind]
+
+
+def _tests_html(tests: Sequence[Mapping[str, Any]]) -> str:
+    items = []
+    for test in tests:
+        kind, reference = _reference_of(test)
+        low, high = reference["band"]
+        side = ">" if test["direction"] == "above" else "<"
+        band = f"{_number(low)}" if kind == "tolerance" else f"[{_number(low)}, {_number(high)}]"
+        bound = f", and \u2264 {_number(test['bound'])}" if test.get("bound") is not None else ""
+        passed = f"{test['passed']}/{test['seeds']} seeds" if "seeds" in test else ""
+        items.append(
+            f'<li class="test"><span class="key">{html.escape(test["description"])}</span><br>'
+            f'<span class="num">{html.escape(_interval(test))}</span> {side} '
+            f'<span class="ref {kind}">{kind} {html.escape(band)}</span>'
+            f'{html.escape(bound)} <span class="passed">({html.escape(passed)} beyond)</span>'
+            f'<div class="how">{html.escape(str(reference["description"]))}</div></li>'
+        )
+    return f'<ul class="tests">{"".join(items)}</ul>'
+
+
+def _claims_html(claims: Sequence[Mapping[str, Any]]) -> str:
     rows = []
     for claim in claims:
-        statement = html.escape(claim.statement)
-        if claim.note:
-            statement += f'<div class="note">{html.escape(claim.note)}</div>'
-        verdict = html.escape(claim.verdict)
+        statement = (
+            f'<div class="paper">\u201c{html.escape(claim["paper"])}\u201d</div>'
+            f'<div class="ours">{html.escape(claim["statement"])}</div>'
+        )
+        if claim.get("note"):
+            statement += f'<div class="note">{html.escape(claim["note"])}</div>'
+        verdict = html.escape(claim["verdict"])
+        stability = claim["stability"]
+        agree = f"{stability['agree']} of {stability['seeds']} seed{'s' if stability['seeds'] != 1 else ''} agree"
+        measured = _tests_html(claim["tests"]) if claim["tests"] else "\u2014"
+        extra = _measured_html(_json_safe(claim.get("measured") or {}))
         rows.append(
-            f'<tr id="claim-{claim.id}"><td class="id">{claim.id}</td><td>{statement}</td>'
-            f"<td>{_measured_html(_json_safe(claim.measured))}</td>"
-            f'<td class="threshold">{html.escape(claim.threshold)}</td>'
-            f'<td><span class="verdict {VERDICT_CLASSES.get(claim.verdict, "")}">{verdict}</span></td></tr>'
+            f'<tr id="claim-{html.escape(claim["id"])}"><td class="id">{html.escape(claim["id"])}</td>'
+            f"<td>{statement}</td><td>{measured}<details><summary>more figures (seed 1)</summary>"
+            f"{extra}</details></td>"
+            f'<td class="threshold">{html.escape(claim["rule"])}</td>'
+            f'<td><span class="verdict {VERDICT_CLASSES.get(claim["verdict"], "")}">{verdict}</span>'
+            f'<div class="stability">{html.escape(agree)}</div></td></tr>'
         )
     return (
         '<table class="claims"><colgroup><col class="c-id"><col class="c-claim"><col class="c-measured">'
         '<col class="c-threshold"><col class="c-verdict"></colgroup>'
-        "<thead><tr><th>#</th><th>claim</th><th>measured</th>"
-        "<th>threshold</th><th>verdict</th></tr></thead>"
+        "<thead><tr><th>#</th><th>claim (the paper's words, then what is measured)</th>"
+        "<th>statistic: mean [95% interval over seeds] vs null or control band</th>"
+        "<th>rule</th><th>verdict</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
@@ -257,6 +336,13 @@ table.claims col.c-verdict { width: 10.5em; }
 table.claims td.threshold { color: var(--muted); font-size: 0.92em; }
 table.claims td { overflow-wrap: anywhere; }
 .note { color: var(--muted); font-style: italic; margin-top: 4px; }
+.paper { font-style: italic; margin-bottom: 4px; }
+.ours { color: var(--muted); font-size: 0.92em; }
+ul.tests { list-style: none; margin: 0; padding: 0; font-size: 0.92em; }
+ul.tests li { margin-bottom: 6px; }
+.how { color: var(--muted); font-size: 0.88em; }
+.ref.null, .ref.control, .ref.tolerance { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
+.stability { color: var(--muted); font-size: 0.85em; margin-top: 4px; }
 ul.measured { list-style: none; margin: 0; padding: 0; font-size: 0.92em; }
 ul.measured ul.measured { padding-left: 1em; border-left: 2px solid var(--line); margin: 2px 0 4px; }
 ul.measured .key { color: var(--muted); }
@@ -340,12 +426,12 @@ def _specs_html(results: Mapping[str, ExperimentResult | None]) -> str:
 
 
 def _page(
-    claims: Sequence[Claim],
+    claims: Sequence[Mapping[str, Any]],
     plan: Sequence[_Figure],
     results: Mapping[str, ExperimentResult | None],
     meta: Mapping[str, str],
 ) -> str:
-    counts = {v: sum(c.verdict == v for c in claims) for v in VERDICT_CLASSES}
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in VERDICT_CLASSES}
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     title = "Stuck in a What? Adventures in Weight Space: reproduction report"
     return f"""<!doctype html>
@@ -363,8 +449,10 @@ of their full parameter vectors. Distances are euclidean, in the units of the pa
 <h2 id="setup">Setup</h2>
 {_meta_html(meta)}
 <h2 id="claims">Claims</h2>
-<p class="summary">{len(claims)} claims: {html.escape(summary)}. Every figure in this table is also
-in <a href="claims.json">claims.json</a>.</p>
+<p class="summary">{len(claims)} claims: {html.escape(summary)}. A claim is supported only when its
+statistic lies beyond the 95% band of its null model or control, in the direction the paper
+claims; the verdict shown is the majority over the seeds. Every figure in this table, and each
+seed's own claims, are in <a href="claims.json">claims.json</a>.</p>
 {_claims_html(claims)}
 <h2 id="figures">Figures</h2>
 {"".join(_figure_html(f) for f in plan)}
@@ -376,35 +464,29 @@ in <a href="claims.json">claims.json</a>.</p>
 """
 
 
-def render_report(
-    results: Mapping[str, ExperimentResult | None],
-    line: LineLoss | None,
-    *,
-    meta: Mapping[str, str],
-) -> dict[str, bytes]:
+def render_report(reproduction: Reproduction) -> dict[str, bytes]:
     """The report folder's files by name: ``index.html``, ``claims.json`` and each figure's SVG and PNG.
 
-    ``results`` maps a preset role to its finished experiment (``None`` or absent: not finished);
-    a figure whose experiments are all missing is left out, and the HTML says so.
+    The figures show the first replicate; an experiment that did not finish (``None``) leaves its
+    figures out, and the HTML says so.
     """
-    claims = evaluate_claims(results, line)
-    plan = _plan(results, line)
+    first = reproduction.first
+    plan = _plan(first.results, first.line, first.barriers)
     files: dict[str, bytes] = {}
-    for entry in plan:
+    for position, entry in enumerate(plan):
         if entry.build is None:
             continue
         try:
             figure = entry.build()
         except figures.FigureUnavailable as exc:
-            plan[plan.index(entry)] = _Figure(
-                entry.name, entry.title, entry.caption, None, str(exc)
-            )
+            plan[position] = _Figure(entry.name, entry.title, entry.caption, None, str(exc))
             continue
         for fmt in FIGURE_FORMATS:
             files[f"{entry.name}.{fmt}"] = figures.render(figure, fmt)  # type: ignore[arg-type]
-    document = {"claims": [_json_safe(c.to_dict()) for c in claims], "meta": dict(meta)}
+    document = _json_safe(reproduction.claims_document())
     files["claims.json"] = json.dumps(document, indent=2, allow_nan=False).encode()
-    files["index.html"] = _page(claims, plan, results, meta).encode()
+    page = _page(document["claims"], plan, first.results, reproduction.meta)
+    files["index.html"] = page.encode()
     return files
 
 

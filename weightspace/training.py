@@ -316,28 +316,3 @@ class Trainer:
         )
         return snapshot, state
 
-
-def loss_along_line(
-    spec: ExperimentSpec,
-    data: Dataset,
-    start: np.ndarray,
-    end: np.ndarray,
-    *,
-    points: int = 11,
-    device: str | torch.device = "cpu",
-) -> tuple[list[float], list[float]]:
-    """Train loss (dropout off) at ``points`` evenly spaced ``(1 - a) * start + a * end``.
-
-    Returns the ``a`` values and the losses, for the question whether the straight line from an
-    initialisation to a solution descends monotonically (Goodfellow et al., 2014).
-    """
-    model = build_model(spec.model, data.input_shape, spec.dropout, seed=0).to(device)
-    x, y = data.x_train.to(device), data.y_train.to(device)
-    a_start = torch.from_numpy(np.asarray(start, dtype=np.float32))
-    a_end = torch.from_numpy(np.asarray(end, dtype=np.float32))
-    alphas = np.linspace(0.0, 1.0, points).tolist()
-    losses = []
-    for alpha in alphas:
-        load_flat_parameters(model, torch.lerp(a_start, a_end, alpha))
-        losses.append(evaluate(model, x, y)[0])
-    return alphas, losses

@@ -26,8 +26,11 @@ def test_offline_reproduction_writes_the_report(tmp_path: Path, capsys) -> None:
     )
     claims = json.loads((out / "claims.json").read_text())["claims"]
     verdicts = {c["id"]: c["verdict"] for c in claims}
-    assert verdicts[4] == verdicts[5] == "not measured"  # experiments 3 and 4 were not run
-    assert verdicts[1] != "not measured" and verdicts[3] != "not measured"
+    assert verdicts["4"] == verdicts["5"] == "not measured"  # experiments 2-4 were not run
+    assert all(verdicts[c] != "not measured" for c in ("1", "2a", "2b", "3"))
+    document = json.loads((out / "claims.json").read_text())
+    assert [s["seed"] for s in document["seeds"]] == [0]
+    assert all("null" in c or "control" in c for c in claims if c["verdict"] != "not measured")
     assert (out / "fig1-trajectory-pca.svg").is_file() and (out / "line-loss.png").is_file()
     assert len(list((out / "snapshots").rglob("*.safetensors"))) == 21
     assert "experiments run: trajectory" in capsys.readouterr().out

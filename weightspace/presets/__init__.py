@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from weightspace.spec import ExperimentSpec
+from weightspace.spec import ExperimentSpec, derive_seed
 from weightspace.vocabulary import DATASET_NAMES, PRESET_NAMES, ROLES, Role, describe
 
 
@@ -55,8 +55,17 @@ def _raw(name: str) -> dict[str, Any]:
     return preset
 
 
-def load_preset(name: str, dataset: str | None = None) -> Preset:
-    """The preset's four experiments on ``dataset`` (default: the preset's own)."""
+def replicate_seed(seed: int, replicate: int) -> int:
+    """Global seed of an experiment in replicate ``replicate`` (0: the preset's own seed)."""
+    return seed if replicate == 0 else derive_seed(seed, "replicate", replicate)
+
+
+def load_preset(name: str, dataset: str | None = None, replicate: int = 0) -> Preset:
+    """The preset's four experiments on ``dataset`` (default: the preset's own).
+
+    ``replicate`` k > 0 gives every experiment a global seed derived from its own and k, so K
+    replicates repeat the suite with K independent sets of seeds.
+    """
     raw = _raw(name)
     dataset = dataset or raw["dataset"]
     if dataset not in DATASET_NAMES:
@@ -65,7 +74,8 @@ def load_preset(name: str, dataset: str | None = None) -> Preset:
     for role in ROLES:
         entry = raw["experiments"][role]
         fields = {**raw["base"], **entry["spec"]}
-        fields["name"] = f"{name}/{role}"
+        fields["seed"] = replicate_seed(fields.get("seed", 0), replicate)
+        fields["name"] = f"{name}/{role}" + (f"/seed-{replicate}" if replicate else "")
         fields["dataset"] = {"name": dataset, **raw["subsets"].get(dataset, {})}
         experiments.append(
             PresetExperiment(role, entry["title"], ExperimentSpec.model_validate(fields))

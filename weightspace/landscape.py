@@ -1,0 +1,238 @@
+"""The loss landscape around snapshots: losses along straight lines, barriers, gradient norms.
+
+Every evaluation is full-batch with dropout off. :func:`loss_along_line` gives the train and test
+loss at evenly spaced points between two parameter vectors; :func:`barriers` draws those lines
+between every two final solutions of an experiment (and the same-run controls of claim 4);
+:func:`gradient_norms` gives the full-batch gradient norm at a snapshot, with and without the
+weight-decay term, beside its sign-flip null; :func:`init_spread` the control of claim 5.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from weightspace import nulls
+from weightspace.claims.base import BarrierReport, ExperimentResult, LineBetween, LineLoss
+from weightspace.data import Dataset
+from weightspace.models import build_model, load_flat_parameters
+from weightspace.spec import ExperimentSpec, ModelSpec, derive_seed
+from weightspace.training import evaluate
+
+LINE_POINTS = 25
+GRADIENT_CHUNKS = 16
+GRADIENT_BATCH = 1024
+INIT_CONTROL_SETS = 100
+
+
+def _model(spec: ExperimentSpec, data: Dataset, device: str | torch.device) -> nn.Module:
+    model = build_model(spec.model, data.input_shape, spec.dropout, seed=0).to(device)
+    model.eval()
+    return model
+
+
+def _load(model: nn.Module, params: np.ndarray | torch.Tensor) -> None:
+    vector = params if isinstance(params, torch.Tensor) else torch.from_numpy(np.asarray(params))
+    load_flat_parameters(model, vector.to(torch.float32))
+
+
+def loss_along_line(
+    spec: ExperimentSpec,
+    data: Dataset,
+    start: np.ndarray,
+    end: np.ndarray,
+    *,
+    points: int = LINE_POINTS,
+    device: str | torch.device = "cpu",
+) -> LineLoss:
+    """Train and test loss (dropout off) at ``points`` evenly spaced ``(1 - a) * start + a * end``."""
+    if points < 2:
+        raise ValueError("a line needs at least 2 points")
+    model = _model(spec, data, device)
+    on = data.to(device)
+    a_start = torch.from_numpy(np.asarray(start, dtype=np.float32))
+    a_end = torch.from_numpy(np.asarray(end, dtype=np.float32))
+    alphas = np.linspace(0.0, 1.0, points).tolist()
+    train, test = [], []
+    for alpha in alphas:
+        _load(model, torch.lerp(a_start, a_end, alpha))
+        train.append(evaluate(model, on.x_train, on.y_train)[0])
+        test.append(evaluate(model, on.x_test, on.y_test)[0])
+    return LineLoss(alphas, train, test)
+
+
+def _predictions(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat(
+            [model(x[i : i + GRADIENT_BATCH]).argmax(1) for i in range(0, len(x), GRADIENT_BATCH)]
+        )
+
+
+def disagreement(
+    spec: ExperimentSpec,
+    data: Dataset,
+    a: np.ndarray,
+    b: np.ndarray,
+    device: str | torch.device = "cpu",
+) -> float:
+    """Share of test examples that the models with parameters ``a`` and ``b`` classify differently."""
+    model = _model(spec, data, device)
+    x = data.x_test.to(device)
+    _load(model, a)
+    first = _predictions(model, x)
+    _load(model, b)
+    return float((first != _predictions(model, x)).double().mean().item())
+
+
+def _control_partner(result: ExperimentResult, run: list[int], target: float) -> int:
+    """The run's own snapshot (not its last) whose distance from its last is closest to ``target``."""
+    distances = result.gram.distances()
+    earlier = run[:-1]
+    return min(earlier, key=lambda i: abs(distances[i, run[-1]] - target))
+
+
+def barriers(
+    result: ExperimentResult,
+    data: Dataset,
+    *,
+    points: int = LINE_POINTS,
+    device: str | torch.device = "cpu",
+) -> BarrierReport:
+    """Lines between every two runs' final solutions, and per run the control line from its
+    solution to its own earlier snapshot at the runs' mean separation (see claim 4)."""
+    if result.vector is None:
+        raise ValueError("barriers need the snapshots' parameter vectors (result.vector)")
+    read: Callable[[int], np.ndarray] = result.vector
+    distances = result.gram.distances()
+    runs = result.run_indices()
+    finals = {run: positions[-1] for run, positions in runs.items()}
+
+    def line(kind: str, i: int, j: int) -> LineBetween:
+        a, b = read(i), read(j)
+        return LineBetween(
+            kind,  # type: ignore[arg-type]
+            (result.runs[i], result.epochs[i]),
+            (result.runs[j], result.epochs[j]),
+            float(distances[i, j]),
+            loss_along_line(result.spec, data, a, b, points=points, device=device),
+            disagreement(result.spec, data, a, b, device),
+        )
+
+    pairs = [
+        line("pair", finals[r], finals[s]) for r, s in itertools.combinations(sorted(finals), 2)
+    ]
+    separation = float(np.mean([p.distance for p in pairs])) if pairs else 0.0
+    controls = [
+        line("control", _control_partner(result, positions, separation), positions[-1])
+        for positions in runs.values()
+        if len(positions) >= 2
+    ]
+    return BarrierReport(pairs + controls)
+
+
+@dataclass(frozen=True)
+class GradientNorms:
+    """Full-batch gradient norms at one snapshot (train set, dropout off) and their null."""
+
+    norm: float  # of the mean train loss
+    norm_with_weight_decay: float  # of the mean train loss + weight_decay / 2 * |w|^2
+    null: nulls.Band  # sign-flip null of norm_with_weight_decay
+    null_without_weight_decay: nulls.Band
+    chunks: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "norm": self.norm,
+            "norm_with_weight_decay": self.norm_with_weight_decay,
+            "null_band": [self.null.low, self.null.high],
+            "null_mean": self.null.mean,
+            "null_samples": self.null.samples,
+            "null_band_without_weight_decay": [
+                self.null_without_weight_decay.low,
+                self.null_without_weight_decay.high,
+            ],
+            "chunks": self.chunks,
+        }
+
+
+def gradient_norms(
+    spec: ExperimentSpec,
+    data: Dataset,
+    params: np.ndarray,
+    *,
+    device: str | torch.device = "cpu",
+    chunks: int = GRADIENT_CHUNKS,
+) -> GradientNorms:
+    """The full-batch gradient at ``params`` from ``chunks`` interleaved chunks of the train set.
+
+    Each chunk's summed gradient is kept (float64), so the sign-flip null of the norm comes from
+    their Gram matrix (:func:`weightspace.nulls.sign_flip_band`).
+    """
+    model = _model(spec, data, device)
+    _load(model, params)
+    weights = [p for p in model.parameters()]
+    x, y = data.x_train.to(device), data.y_train.to(device)
+    count = len(y)
+    chunks = max(2, min(chunks, count))
+    sums = []
+    sizes = []
+    for c in range(chunks):
+        index = torch.arange(c, count, chunks, device=x.device)
+        total = torch.zeros(sum(p.numel() for p in weights), dtype=torch.float64, device=x.device)
+        for i in range(0, len(index), GRADIENT_BATCH):
+            part = index[i : i + GRADIENT_BATCH]
+            loss = F.cross_entropy(model(x[part]), y[part], reduction="sum")
+            grads = torch.autograd.grad(loss, weights)
+            total += torch.cat([g.reshape(-1) for g in grads]).double()
+        sums.append(total.cpu().numpy())
+        sizes.append(len(index))
+    data_part = np.stack(sums)
+    w = np.asarray(params, dtype=np.float64)
+    with_decay = data_part + np.outer(
+        np.asarray(sizes, dtype=np.float64), spec.optimizer.weight_decay * w
+    )
+    dot, dot_decay = data_part @ data_part.T, with_decay @ with_decay.T
+    return GradientNorms(
+        norm=float(np.linalg.norm(data_part.sum(axis=0)) / count),
+        norm_with_weight_decay=float(np.linalg.norm(with_decay.sum(axis=0)) / count),
+        null=nulls.sign_flip_band(dot_decay, count),
+        null_without_weight_decay=nulls.sign_flip_band(dot, count),
+        chunks=chunks,
+    )
+
+
+def init_spread(
+    model: ModelSpec,
+    input_shape: tuple[int, int, int],
+    replicas: int,
+    *,
+    sets: int = INIT_CONTROL_SETS,
+) -> dict[str, np.ndarray]:
+    """Claim 5's control: CVs of pairwise distances and norms of ``sets`` sets of ``replicas``
+    untrained initialisations of ``model`` (seeds derived from "init-control")."""
+    cv_pairs, cv_norms = [], []
+    for s in range(sets):
+        vectors = np.stack(
+            [
+                torch.nn.utils.parameters_to_vector(
+                    build_model(
+                        model, input_shape, 0.0, seed=derive_seed(s, "init-control", r)
+                    ).parameters()
+                )
+                .detach()
+                .double()
+                .numpy()
+                for r in range(replicas)
+            ]
+        )
+        dot = vectors @ vectors.T
+        cv_pairs.append(nulls.coefficient_of_variation(nulls.pairwise(dot)))
+        cv_norms.append(nulls.coefficient_of_variation(np.sqrt(np.diag(dot))))
+    return {"cv_pairwise_distance": np.asarray(cv_pairs), "cv_norm": np.asarray(cv_norms)}

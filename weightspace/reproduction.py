@@ -1,0 +1,161 @@
+"""One reproduction of the paper, assembled the same way offline and by the report job.
+
+A reproduction is K replicates of the preset's four experiments, replicate k trained with global
+seeds derived from the preset's (:func:`weightspace.presets.load_preset`, ``replicate=k``). Per
+replicate, :func:`evaluate_replicate` evaluates the straight line of experiment 1 (claim 2a), the
+barriers of experiments 2-4 (claim 4), the untrained-initialisation controls (claim 5) and the
+claims; :func:`assemble` summarises the claims over the replicates and records the environment.
+Where the snapshots come from (a local store, the service's object store) is the caller's
+business: it hands over :class:`~weightspace.claims.ExperimentResult` objects that can read their
+parameter vectors, and how to load a data set.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from weightspace import landscape
+from weightspace.claims import (
+    BarrierReport,
+    Claim,
+    ExperimentResult,
+    LineLoss,
+    evaluate_claims,
+    summarise,
+)
+from weightspace.data import Dataset
+from weightspace.presets import ROLES
+from weightspace.spec import ExperimentSpec
+
+BARRIER_ROLES = ("independent-inits", "shared-init", "pretrained-clones")
+DataFor = Callable[[ExperimentSpec], Dataset]
+BarriersFor = Callable[[ExperimentResult], BarrierReport]
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """One replicate (seed index ``seed``) of the four experiments and what was evaluated on it."""
+
+    seed: int
+    results: Mapping[str, ExperimentResult | None]
+    line: LineLoss | None
+    barriers: Mapping[str, BarrierReport | None]
+    claims: Sequence[Claim]
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    replicates: Sequence[Replicate]
+    summary: Sequence[dict[str, Any]]  # the claims over the replicates (claims.summarise)
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def first(self) -> Replicate:
+        return self.replicates[0]
+
+    def claims_document(self) -> dict[str, Any]:
+        """``claims.json``: the summary, and each replicate's own claims."""
+        return {
+            "claims": list(self.summary),
+            "seeds": [
+                {"seed": r.seed, "claims": [c.to_dict() for c in r.claims]}
+                for r in self.replicates
+            ],
+            "meta": dict(self.meta),
+        }
+
+
+def line_of(trajectory: ExperimentResult, data: Dataset, device: str) -> LineLoss:
+    """Train and test loss from experiment 1's first snapshot (of its first run) to its last."""
+    if trajectory.vector is None:
+        raise ValueError("the line needs the trajectory's parameter vectors")
+    run = trajectory.run_indices()[min(trajectory.run_indices())]
+    start, end = trajectory.vector(run[0]), trajectory.vector(run[-1])
+    return landscape.loss_along_line(trajectory.spec, data, start, end, device=device)
+
+
+class _Controls:
+    """Claim 5's untrained-initialisation controls, computed once per model and run count."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, dict[str, np.ndarray]] = {}
+
+    def of(self, result: ExperimentResult, data: Dataset) -> dict[str, np.ndarray]:
+        replicas = len(result.run_indices())
+        key = json.dumps([result.spec.model.model_dump(mode="json"), replicas, data.input_shape])
+        if key not in self._cache:
+            self._cache[key] = landscape.init_spread(result.spec.model, data.input_shape, replicas)
+        return self._cache[key]
+
+
+def evaluate_replicate(
+    seed: int,
+    results: Mapping[str, ExperimentResult | None],
+    data_for: DataFor,
+    *,
+    device: str = "cpu",
+    barriers_for: BarriersFor | None = None,
+    controls: _Controls | None = None,
+) -> Replicate:
+    """Lines, barriers, controls and claims of one replicate's finished experiments."""
+    controls = controls or _Controls()
+    trajectory = results.get("trajectory")
+    line = None
+    if trajectory is not None and trajectory.vector is not None:
+        line = line_of(trajectory, data_for(trajectory.spec), device)
+    barriers: dict[str, BarrierReport | None] = {}
+    spread_controls: dict[str, dict[str, np.ndarray]] = {}
+    for role in BARRIER_ROLES:
+        result = results.get(role)
+        if result is None:
+            barriers[role] = None
+            continue
+        data = data_for(result.spec)
+        if barriers_for is not None:
+            barriers[role] = barriers_for(result)
+        elif result.vector is not None:
+            barriers[role] = landscape.barriers(result, data, device=device)
+        spread_controls[role] = controls.of(result, data)
+    claims = evaluate_claims(results, line, barriers, spread_controls)
+    return Replicate(seed, dict(results), line, barriers, claims)
+
+
+def environment(device: str) -> dict[str, str]:
+    """Where the analysis ran: software versions, device, CPU instruction set and threads."""
+    hardware = (
+        torch.cuda.get_device_name(0)
+        if device.startswith("cuda")
+        else (platform.processor() or platform.machine())
+    )
+    return {
+        "hardware": f"{hardware} ({device}; CPU ISA {torch.backends.cpu.get_cpu_capability()}, "
+        f"{torch.get_num_threads()} torch threads)",
+        "software": f"Python {platform.python_version()}, torch {torch.__version__}, "
+        f"numpy {np.__version__}",
+    }
+
+
+def assemble(
+    replicates: Sequence[Replicate], meta: Mapping[str, str], *, device: str = "cpu"
+) -> Reproduction:
+    """The reproduction: the claims summarised over the replicates, with the environment."""
+    if not replicates:
+        raise ValueError("a reproduction needs at least one replicate")
+    full = {
+        **dict(meta),
+        "seeds": f"{len(replicates)} (replicates {', '.join(str(r.seed) for r in replicates)})",
+        **environment(device),
+    }
+    summary = summarise([r.claims for r in replicates])
+    return Reproduction(list(replicates), summary, full)
+
+
+def missing_roles(results: Mapping[str, ExperimentResult | None]) -> list[str]:
+    return [role for role in ROLES if results.get(role) is None]
