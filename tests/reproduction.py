@@ -15,12 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from weightspace import landscape
+from weightspace import reproduction as assembly
 from weightspace.analysis import ArrayVector, gram
 from weightspace.claims import ExperimentResult, LineLoss
 from weightspace.data import load_dataset
 from weightspace.presets import load_preset
 from weightspace.snapshots import Snapshot, TrainState
-from weightspace.training import Trainer, loss_along_line
+from weightspace.training import Trainer
 
 # Per role: the spec fields overriding the preset's. Three replicas is the fewest claim 5 measures.
 SHRINK: dict[str, dict[str, int]] = {
@@ -29,7 +31,6 @@ SHRINK: dict[str, dict[str, int]] = {
     "shared-init": {"epochs": 4, "snapshot_every": 1, "replicas": 3},
     "pretrained-clones": {"pretrain_epochs": 1, "epochs": 3, "snapshot_every": 1, "replicas": 3},
 }
-LINE_POINTS = 11
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Reproduction:
     meta: dict[str, str]
     # Per role, the snapshots' parameter vectors, in the results' order (run, then epoch).
     params: dict[str, list[np.ndarray]]
+    core: assembly.Reproduction  # the core's assembly of it (one seed): claims, barriers, meta
 
 
 def _train(spec, data) -> list[Snapshot]:  # type: ignore[no-untyped-def]
@@ -72,7 +74,8 @@ def _build(dataset: str) -> Reproduction:
     for experiment in preset.experiments:
         spec = experiment.spec.model_copy(update=SHRINK[experiment.role])
         snapshots = _train(spec, data)
-        params[experiment.role] = [s.params for s in snapshots]
+        vectors = [s.params for s in snapshots]
+        params[experiment.role] = vectors
         results[experiment.role] = ExperimentResult(
             role=experiment.role,
             title=experiment.title,
@@ -81,11 +84,10 @@ def _build(dataset: str) -> Reproduction:
             epochs=[s.epoch for s in snapshots],
             metrics=[dict(s.metrics) for s in snapshots],
             gram=gram([ArrayVector(s.params) for s in snapshots]),
+            gradients=[landscape.gradient_norms(spec, data, v).to_dict() for v in vectors],
+            vector=vectors.__getitem__,
         )
-    trajectory = params["trajectory"]
-    alphas, losses = loss_along_line(
-        results["trajectory"].spec, data, trajectory[0], trajectory[-1], points=LINE_POINTS
-    )
+    replicate = assembly.evaluate_replicate(0, dict(results), lambda _spec: data)
     meta = {
         "preset": f"{preset.name} (epochs and replicas shrunk for the tests)",
         "dataset": f"{dataset} ({len(data.y_train)} train / {len(data.y_test)} test images)",
@@ -95,4 +97,6 @@ def _build(dataset: str) -> Reproduction:
         ),
         "wall time": f"{time.perf_counter() - started:.1f} s",
     }
-    return Reproduction(results, LineLoss(alphas, losses), meta, params)
+    core = assembly.assemble([replicate], meta)
+    assert replicate.line is not None
+    return Reproduction(results, replicate.line, dict(core.meta), params, core)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,52 @@ _TORCHVISION_CLASS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 SYSTEM_DIRS = {"fashion-mnist": [Path("/usr/share/datasets/fashion-mnist")], "mnist": []}
 
 
+# sha256 of the uncompressed IDX files (so plain and any .gz of them verify alike). MNIST: the
+# widely published values of LeCun, Cortes and Burges' originals (also in ../shared/data/mnist/
+# SHA256SUMS.raw); Fashion-MNIST: Zalando's originals as Debian's dataset-fashion-mnist ships them.
+IDX_SHA256 = {
+    "mnist": {
+        "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+}
+# Sizes of the data sets, for checking a spec's subset sizes before anything is loaded.
+SIZES = {
+    "mnist": (60_000, 10_000),
+    "fashion-mnist": (60_000, 10_000),
+    "digits": (1_347, 450),  # scikit-learn's 1,797 images, split 3:1 (see _load_digits)
+}
+
+
 class DatasetNotFound(FileNotFoundError):
     """The IDX files of a data set are not where they were looked for."""
+
+
+class DatasetCorrupt(ValueError):
+    """An IDX file's content differs from the data set's known sha256."""
+
+
+def _what_to_do(name: str) -> str:
+    files = ", ".join(IDX_FILES.values())
+    return (
+        f"put the four original {name} IDX files ({files}; plain or .gz) in one directory and "
+        f"set WEIGHTSPACE_DATA_DIR to it (or to its parent, holding them in {name}/); in this "
+        "project's CI they are in ../shared/data/mnist (WEIGHTSPACE_DATA_DIR=../shared/data)"
+        + (
+            ", Fashion-MNIST also in Debian's dataset-fashion-mnist"
+            if name == "fashion-mnist"
+            else ""
+        )
+        + "; or set WEIGHTSPACE_ALLOW_DOWNLOAD=true to let torchvision download them"
+    )
 
 
 @dataclass(frozen=True)
@@ -99,15 +144,30 @@ def find_idx_files(name: str, data_dir: Path | None) -> dict[str, Path]:
         if len(found) == len(IDX_FILES):
             return found
     raise DatasetNotFound(
-        f"{name}: expected the IDX files {', '.join(IDX_FILES.values())} (optionally .gz) in one of "
-        f"{', '.join(str(d) for d in searched) or '(no directory)'}; set WEIGHTSPACE_DATA_DIR to "
-        "where they are, or allow the download"
+        f"{name}: the IDX files are in none of "
+        f"{', '.join(str(d) for d in searched) or '(no directory: WEIGHTSPACE_DATA_DIR is unset)'}. "
+        f"To fix: {_what_to_do(name)}."
     )
 
 
-def _read_idx(path: Path) -> np.ndarray:
+def _read_idx(name: str, path: Path) -> np.ndarray:
+    """The IDX array in ``path``, its uncompressed bytes verified against the known sha256."""
     raw = path.read_bytes()
-    return parse_idx(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+    try:
+        data = gzip.decompress(raw) if path.suffix == ".gz" else raw
+    except (OSError, EOFError) as error:
+        raise DatasetCorrupt(
+            f"{name}: {path} is not a valid gzip file ({error}). To fix: {_what_to_do(name)}."
+        ) from None
+    stem = path.name.removesuffix(".gz")
+    expected = IDX_SHA256.get(name, {}).get(stem)
+    digest = hashlib.sha256(data).hexdigest()
+    if expected is not None and digest != expected:
+        raise DatasetCorrupt(
+            f"{name}: {path} has sha256 {digest} (uncompressed), not the original's {expected}: "
+            f"the file is damaged or a different data set. To fix: {_what_to_do(name)}."
+        )
+    return parse_idx(data)
 
 
 def _download(name: str, data_dir: Path) -> None:
@@ -134,7 +194,7 @@ def _load_idx(name: str, data_dir: Path | None, allow_download: bool) -> tuple[n
             raise
         _download(name, data_dir)
         files = find_idx_files(name, data_dir)
-    return tuple(_read_idx(files[role]) for role in IDX_FILES)
+    return tuple(_read_idx(name, files[role]) for role in IDX_FILES)
 
 
 def _load_digits() -> tuple[np.ndarray, ...]:

@@ -396,6 +396,7 @@ def barrier_lines(reports: Sequence[tuple[str, BarrierReport]]) -> Figure:
     lines_ax.legend(fontsize="small")
     barrier_ax.set_xticks(range(len(reports)), [title for title, _ in reports], fontsize=8)
     barrier_ax.set_ylabel(f"train-loss barrier ({LOSS_LABEL.split(' (')[1][:-1]})")
+    barrier_ax.set_xlabel("experiment")
     barrier_ax.set_yscale("symlog", linthresh=1e-3)
     barrier_ax.set_title("barriers: o between runs, x controls (band: their 95%)")
     for ax in (lines_ax, barrier_ax):

@@ -112,14 +112,15 @@ def reproduce(
             evaluate_replicate(replicate, results, lambda s: data_for(s.dataset), device=device)
         )
         seconds["analysis"] = seconds.get("analysis", 0.0) + time.perf_counter() - started
-    meta = {
-        "preset": loaded.name,
-        "dataset": loaded.dataset,
-        "experiments run": ", ".join(r for r in ROLES if r in roles),
-        "wall time": "; ".join(f"{role} {s:.0f} s" for role, s in seconds.items()),
-    }
-    reproduction = assemble(replicates, meta, device=device)
-    write_report(render_report(reproduction), out)
+        meta = {
+            "preset": loaded.name,
+            "dataset": loaded.dataset,
+            "experiments run": ", ".join(r for r in ROLES if r in roles),
+            "wall time": "; ".join(f"{role} {s:.0f} s" for role, s in seconds.items()),
+        }
+        # Written after every replicate: a long run interrupted keeps the seeds it finished.
+        reproduction = assemble(replicates, meta, device=device)
+        write_report(render_report(reproduction), out)
     return dict(reproduction.meta)
 
 

@@ -31,8 +31,8 @@ from weightspace.claims import (
     summarise,
 )
 from weightspace.data import Dataset
-from weightspace.presets import ROLES
 from weightspace.spec import ExperimentSpec
+from weightspace.vocabulary import ROLES
 
 BARRIER_ROLES = ("independent-inits", "shared-init", "pretrained-clones")
 DataFor = Callable[[ExperimentSpec], Dataset]
@@ -65,8 +65,7 @@ class Reproduction:
         return {
             "claims": list(self.summary),
             "seeds": [
-                {"seed": r.seed, "claims": [c.to_dict() for c in r.claims]}
-                for r in self.replicates
+                {"seed": r.seed, "claims": [c.to_dict() for c in r.claims]} for r in self.replicates
             ],
             "meta": dict(self.meta),
         }

@@ -425,15 +425,20 @@ class WeightspaceClient:
         dataset: str | None = None,
         queue: str | None = None,
         idempotency_key: str | None = None,
+        seeds: int | None = None,
     ) -> Suite:
         """Submit a preset's four experiments as one suite; its report is built when they end.
 
         ``preset`` is ``"quick"`` or ``"paper"``; ``dataset`` is ``"mnist"``,
         ``"fashion-mnist"`` or ``"digits"`` (default: the preset's); ``queue`` is ``"cpu"`` or
-        ``"gpu"`` (default: the service's). Idempotent like :meth:`submit`.
+        ``"gpu"`` (default: the service's); ``seeds`` repeats the four experiments with that many
+        sets of derived seeds, the report giving intervals over them (default: the preset's).
+        Idempotent like :meth:`submit`.
         """
         params = {} if queue is None else {"queue": queue}
-        body = {"preset": preset, "dataset": dataset}
+        body: dict[str, Any] = {"preset": preset, "dataset": dataset}
+        if seeds is not None:
+            body["seeds"] = seeds
         response = self._request(
             "POST", "/suites", json=body, params=params, headers=_idempotent(idempotency_key)
         )

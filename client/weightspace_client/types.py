@@ -214,6 +214,7 @@ class PresetList(TypedDict):
 
 class SuiteExperiment(TypedDict):
     role: str
+    replicate: int  # its seed index in the suite
     experiment: Experiment
 
 
@@ -230,20 +231,66 @@ class Suite(TypedDict):
     id: str
     preset: str
     dataset: str
+    seeds: int  # replicates of the four experiments, each with its own derived seeds
     status: Status  # of the experiments together: failed if any failed, once all have ended
     created_at: str
     experiments: list[SuiteExperiment]
     report: SuiteReport
 
 
-class Claim(TypedDict):
-    """One of the paper's claims, checked against a reproduction."""
+class ClaimReference(TypedDict):
+    """A null model or control: what it is, and its 95% band."""
 
-    id: int
-    statement: str
-    verdict: Verdict
-    threshold: str  # the rule the verdict applies, in words
-    measured: dict[str, Any]  # the figures it rests on
+    description: str
+    band: list[float]
+    bands: list[list[float]]  # each seed's
+    mean: float
+    samples: int
+
+
+class ClaimTest(TypedDict, total=False):
+    """One statistic of a claim over the seeds, beside its null's or control's band."""
+
+    name: str
+    description: str
+    direction: str  # "above" or "below": where the claim puts it relative to the band
+    bound: float | None
+    value: float | None  # mean over the seeds
+    interval: list[float] | None  # 95% interval of the mean
+    values: list[float | None]
+    null: ClaimReference
+    control: ClaimReference
+    tolerance: ClaimReference
+    passed: int  # seeds beyond the band
+    seeds: int
+
+
+class ClaimStability(TypedDict):
+    seeds: int
+    agree: int
+    verdicts: dict[str, int]
+
+
+class Claim(TypedDict, total=False):
+    """One of the paper's claims, checked against a reproduction over K seeds."""
+
+    id: str  # 1, 2a, 2b, 3, 4, 5
+    paper: str  # the paper's own wording
+    statement: str  # what is measured
+    rule: str
+    threshold: str  # the rule, as before
+    verdict: Verdict  # the majority over the seeds
+    stability: ClaimStability
+    seed_verdicts: list[str]
+    statistic: str | None
+    value: float | None
+    interval: list[float] | None
+    values: list[float | None] | None
+    null: ClaimReference | None
+    control: ClaimReference | None
+    tolerance: ClaimReference | None
+    tests: list[ClaimTest]
+    measured: dict[str, Any]  # more figures (the first seed's)
     note: str
 
 

@@ -233,6 +233,22 @@ class DistancesOut(BaseModel):
     )
 
 
+class GradientOut(BaseModel):
+    """The full-batch gradient at a snapshot (train set, dropout off), recorded at capture."""
+
+    norm: float = Field(description="Norm of the gradient of the mean train loss.")
+    norm_with_weight_decay: float = Field(
+        description="Norm of the gradient of the objective SGD minimises: mean train loss + "
+        "weight_decay / 2 * |w|^2."
+    )
+    null_band: list[float] = Field(
+        description="95% band of `norm_with_weight_decay` under the sign-flip null (what the "
+        "norm is when the expected gradient is zero: a critical point)."
+    )
+    null_band_without_weight_decay: list[float]
+    chunks: int = Field(description="Chunks of the train set the sign-flip null flips.")
+
+
 class TrajectoryPoint(BaseModel):
     epoch: int
     metrics: Metrics
@@ -241,6 +257,15 @@ class TrajectoryPoint(BaseModel):
     displacement: float
     distance_from_origin: float
     straightness: float
+    distance_per_epoch: float | None = Field(
+        description="Distance from the previous snapshot / epochs between them (null at the first)."
+    )
+    loss_change_per_epoch: float | None = Field(
+        description="Absolute change of the train loss since the previous snapshot, per epoch."
+    )
+    gradient: GradientOut | None = Field(
+        description="Full-batch gradient norms and their null (null if not recorded)."
+    )
 
 
 class RunTrajectory(BaseModel):
@@ -284,6 +309,9 @@ class PresetList(BaseModel):
     items: list[PresetOut]
 
 
+MAX_SEEDS = 10
+
+
 class SuiteIn(BaseModel):
     """Reproduce the paper: the preset's four experiments, on one data set."""
 
@@ -293,10 +321,19 @@ class SuiteIn(BaseModel):
     dataset: vocabulary.DatasetName | None = Field(
         default=None, description="Default: the preset's (quick: fashion-mnist, paper: mnist)."
     )
+    seeds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SEEDS,
+        description="Repeat the four experiments with this many sets of derived global seeds "
+        "(K); the report gives each statistic as a mean with a 95% interval over them and how "
+        "many seeds agree on each verdict. Default: the preset's (quick: 3, paper: 1).",
+    )
 
 
 class SuiteExperiment(BaseModel):
     role: str
+    replicate: int = Field(default=0, description="Its seed index in the suite (0..seeds-1).")
     experiment: ExperimentOut
 
 
@@ -311,6 +348,7 @@ class SuiteOut(BaseModel):
     id: uuid.UUID
     preset: str
     dataset: str
+    seeds: int = 1
     status: Status
     created_at: datetime
     experiments: list[SuiteExperiment]
@@ -323,10 +361,13 @@ class SuiteOut(BaseModel):
             id=suite.id,
             preset=suite.preset,
             dataset=suite.dataset,
+            seeds=suite.seeds or 1,
             status=status,  # type: ignore[arg-type]
             created_at=suite.created_at,
             experiments=[
-                SuiteExperiment(role=e.role or "", experiment=ExperimentOut.of(e))
+                SuiteExperiment(
+                    role=e.role or "", replicate=e.replicate or 0, experiment=ExperimentOut.of(e)
+                )
                 for e in suite.experiments
             ],
             report=SuiteReport(
@@ -338,11 +379,58 @@ class SuiteOut(BaseModel):
         )
 
 
+class ReferenceOut(BaseModel):
+    description: str = Field(
+        description="What the null model or control is and how it was obtained."
+    )
+    band: list[float] = Field(description="Its 95% band (mean of the seeds' bands).")
+    bands: list[list[float]] = Field(default_factory=list, description="Each seed's band.")
+    mean: float
+    samples: int
+
+
+class ClaimTestOut(BaseModel):
+    name: str
+    description: str
+    direction: Literal["above", "below"] = Field(
+        description="Where the claim puts the statistic relative to the band."
+    )
+    bound: float | None
+    value: float | None = Field(description="Mean over the seeds.")
+    interval: list[float] | None = Field(description="95% interval of the mean (2+ seeds).")
+    values: list[float | None]
+    null: ReferenceOut | None = None
+    control: ReferenceOut | None = None
+    tolerance: ReferenceOut | None = None
+    passed: int = Field(description="Seeds whose value lies beyond the band.")
+    seeds: int
+
+
+class Stability(BaseModel):
+    seeds: int
+    agree: int = Field(description="Seeds whose verdict is the one shown.")
+    verdicts: dict[str, int]
+
+
 class ClaimOut(BaseModel):
-    id: int
-    statement: str
-    verdict: Literal["supported", "not supported", "not measured"]
-    threshold: str
+    id: str = Field(description="1, 2a, 2b, 3, 4 or 5.")
+    paper: str = Field(description="The paper's own wording.")
+    statement: str = Field(description="What is measured.")
+    rule: str
+    threshold: str = Field(description="The rule, as before (kept for older clients).")
+    verdict: Literal["supported", "not supported", "not measured"] = Field(
+        description="The majority over the seeds (ties: the more cautious)."
+    )
+    stability: Stability
+    seed_verdicts: list[str]
+    statistic: str | None = None
+    value: float | None = None
+    interval: list[float] | None = None
+    values: list[float | None] | None = None
+    null: ReferenceOut | None = None
+    control: ReferenceOut | None = None
+    tolerance: ReferenceOut | None = None
+    tests: list[ClaimTestOut]
     measured: dict[str, Any]
     note: str
 
@@ -350,3 +438,45 @@ class ClaimOut(BaseModel):
 class ClaimsOut(BaseModel):
     suite_id: uuid.UUID
     claims: list[ClaimOut]
+
+
+class LineOut(BaseModel):
+    alphas: list[float]
+    train_loss: list[float]
+    test_loss: list[float]
+
+
+class SnapshotRef(BaseModel):
+    run: int
+    epoch: int
+
+
+class BarrierLineOut(BaseModel):
+    kind: Literal["pair", "control"] = Field(
+        description="`pair`: two runs' final solutions; `control`: one run's final solution and "
+        "its own earlier snapshot at about the runs' mean separation."
+    )
+    a: SnapshotRef
+    b: SnapshotRef
+    distance: float
+    train_barrier: float = Field(
+        description="Max over the line of the train loss minus the straight interpolation of "
+        "its end losses (nats)."
+    )
+    test_barrier: float
+    disagreement: float = Field(
+        description="Share of test examples the two ends classify differently."
+    )
+    line: LineOut
+
+
+class BarriersOut(BaseModel):
+    experiment_id: uuid.UUID
+    status: Literal["ready"]
+    lines: list[BarrierLineOut]
+
+
+class BarriersPending(BaseModel):
+    experiment_id: uuid.UUID
+    status: Literal["queued"]
+    detail: str

@@ -72,7 +72,7 @@ def test_reproduce_embedded_quick_preset_on_digits(tmp_path: Path) -> None:
     argv = [
         _weightspace_command(), "reproduce", "--embedded",
         "--preset", "quick", "--dataset", "digits",
-        "--home", str(home), "--out", str(out),
+        "--home", str(home), "--out", str(out), "--seeds", "2",
     ]  # fmt: skip
     code = _run(argv, log)
     output = log.read_text()
@@ -90,7 +90,15 @@ def test_reproduce_embedded_quick_preset_on_digits(tmp_path: Path) -> None:
     assert not list(out.glob(".*.part")), "a temporary download file was left behind"
 
     claims = json.loads((out / "claims.json").read_text())["claims"]
-    assert [claim["id"] for claim in claims] == [1, 2, 3, 4, 5]
+    assert [claim["id"] for claim in claims] == ["1", "2a", "2b", "3", "4", "5"]
+    assert all(claim["stability"]["seeds"] == 2 for claim in claims)
+    document = json.loads((out / "claims.json").read_text())
+    assert [seed["seed"] for seed in document["seeds"]] == [0, 1]
+    assert all(
+        (claim.get("null") or claim.get("control")) and claim["interval"] is not None
+        for claim in claims
+        if claim["verdict"] != "not measured"
+    ), claims
     for claim in claims:
         assert claim["verdict"] in VERDICTS, claim
         # The printed claims table shows each verdict (the statement may wrap).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import struct
@@ -15,13 +16,15 @@ from matplotlib.figure import Figure
 
 from tests.reproduction import Reproduction, build_reproduction
 from weightspace import figures
-from weightspace.claims import evaluate_claims
+from weightspace.claims import CLAIM_IDS
+from weightspace.data import load_dataset
 from weightspace.report import (
     FIGURE_NAMES,
     is_report_file,
     render_report,
     write_report,
 )
+from weightspace.reproduction import assemble, evaluate_replicate
 
 HOSTILE = "<script>alert('x')</script> & \"quoted\""
 VERDICTS = {"supported", "not supported", "not measured"}
@@ -39,7 +42,7 @@ def meta(reproduction: Reproduction) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def files(reproduction: Reproduction, meta: dict[str, str]) -> dict[str, bytes]:
-    return render_report(reproduction.results, reproduction.line, meta=meta)
+    return render_report(dataclasses.replace(reproduction.core, meta=meta))
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -83,16 +86,21 @@ def test_claims_json_has_five_claims_with_numbers(
     document = json.loads(files["claims.json"])
     assert document["meta"] == meta
     claims = document["claims"]
-    assert [c["id"] for c in claims] == [1, 2, 3, 4, 5]
+    assert [c["id"] for c in claims] == list(CLAIM_IDS)
     assert all(c["verdict"] in VERDICTS for c in claims)
     # The tiny reproduction has enough snapshots and runs for every claim to be measured.
     assert all(c["verdict"] != "not measured" for c in claims)
     for claim in claims:
         leaves = list(_leaves(claim["measured"]))
         assert leaves, claim["id"]
-        assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in leaves)
-    expected = [c.to_dict() for c in evaluate_claims(reproduction.results, reproduction.line)]
+        assert all(v is None or isinstance(v, int | float | str) for v in leaves)
+        # Each claim's null or control sits beside its measurement, with its band.
+        reference = claim.get("null") or claim.get("control")
+        assert reference is not None and len(reference["band"]) == 2, claim["id"]
+        assert isinstance(claim["value"], float) and claim["stability"]["seeds"] == 1
+    expected = [c.to_dict() for c in reproduction.core.first.claims]
     assert [c["verdict"] for c in claims] == [c["verdict"] for c in expected]
+    assert document["seeds"][0]["claims"][0]["id"] == "1"
 
 
 def test_html_escapes_text_and_links_only_to_its_own_files(files: dict[str, bytes]) -> None:
@@ -105,16 +113,17 @@ def test_html_escapes_text_and_links_only_to_its_own_files(files: dict[str, byte
     assert links and all(link in files for link in links), links
     assert "http://" not in page and "https://" not in page
     assert page.count("<script>") == 1 and "document.body.dataset.images" in page
-    assert page.count("<details>") == 4
+    assert page.count("<details>") == 4 + len(CLAIM_IDS)  # the specs, and each claim's figures
 
 
 def test_claims_table_shows_the_claims_numbers(
     files: dict[str, bytes], reproduction: Reproduction
 ) -> None:
     page = files["index.html"].decode()
-    claims = evaluate_claims(reproduction.results, reproduction.line)
-    assert f"{claims[2].measured['top2']:.4g}" in page
-    assert f"{claims[3].measured['ratio']:.4g}" in page
+    claims = reproduction.core.first.claims
+    assert f"{claims[3].tests[0].value:.4g}" in page  # claim 3's top-2 share
+    band = claims[3].tests[0].reference.band
+    assert f"[{band.low:.4g}, {band.high:.4g}]" in page
     for claim in claims:
         assert f'<tr id="claim-{claim.id}">' in page
         assert f">{claim.verdict}</span>" in page
@@ -127,13 +136,18 @@ def test_missing_experiments_are_skipped_and_said_so(reproduction: Reproduction)
         "shared-init": None,
         "pretrained-clones": None,
     }
-    files = render_report(results, None, meta={})
-    drawn = {"fig1-trajectory-pca", "spectra", "dynamics-trajectory"}
+    data = load_dataset(reproduction.results["trajectory"].spec.dataset)
+    replicate = evaluate_replicate(0, results, lambda _spec: data)
+    files = render_report(assemble([replicate], {}))
+    drawn = {
+        "fig1-trajectory-pca", "spectra", "dynamics-trajectory", "line-loss", "gradient-norms",
+    }  # fmt: skip
     assert {name.rsplit(".", 1)[0] for name in files} - {"index", "claims"} == drawn
     page = files["index.html"].decode()
     assert page.count("not drawn") == len(FIGURE_NAMES) - len(drawn)
-    verdicts = [c["verdict"] for c in json.loads(files["claims.json"])["claims"]]
-    assert verdicts[1] == verdicts[3] == verdicts[4] == "not measured"
+    verdicts = {c["id"]: c["verdict"] for c in json.loads(files["claims.json"])["claims"]}
+    assert verdicts["4"] == verdicts["5"] == "not measured"
+    assert verdicts["2a"] != "not measured"
 
 
 def test_write_report_writes_files_and_refuses_other_names(
@@ -164,10 +178,14 @@ def test_every_axis_is_labelled_and_pca_axes_give_the_variance(
     built = [
         figures.trajectory_pca(results["trajectory"]),
         figures.joint_pca([results["independent-inits"], results["shared-init"]]),
-        figures.spectra(list(results.values()), 7),
+        figures.spectra(list(results.values())),
         figures.distance_heatmaps([results["shared-init"], results["pretrained-clones"]]),
         figures.dynamics(results["independent-inits"]),
         figures.line_loss(reproduction.line),
+        figures.gradient_norms(results["trajectory"]),
+        figures.barrier_lines(
+            [(role, r) for role, r in reproduction.core.first.barriers.items() if r is not None]
+        ),
     ]
     for figure in built:
         _assert_labelled(figure)
@@ -180,10 +198,12 @@ def test_every_axis_is_labelled_and_pca_axes_give_the_variance(
     assert [t.get_text() for t in legend.get_texts()][:3] == ["run 0", "run 1", "run 2"]
 
 
-def test_random_walk_null_is_seeded_and_close_to_the_formula() -> None:
-    first = figures.random_walk_spectrum(7)
-    assert np.array_equal(first, figures.random_walk_spectrum(7))
-    assert first.shape == (6,)
-    assert first.sum() == pytest.approx(1.0)
-    assert np.all(np.diff(first) <= 0)
-    assert 0.45 < first[0] < 0.8  # 6 / pi^2 = 0.61 in the limit of many steps
+def test_the_spectra_null_is_seeded_and_close_to_the_formula(reproduction: Reproduction) -> None:
+    trajectory = reproduction.results["trajectory"]
+    first = figures.walk_null_of(trajectory).ratios
+    assert np.array_equal(first, figures.walk_null_of(trajectory).ratios)
+    assert first.shape == (figures.FIGURE_NULL_SAMPLES, trajectory.gram.n)
+    assert first.sum(axis=1) == pytest.approx(1.0)
+    mean = first.mean(axis=0)
+    assert np.all(np.diff(mean) <= 0)
+    assert 0.45 < mean[0] < 0.95  # 6 / pi^2 = 0.61 for many equal steps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import struct
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from weightspace import data
 from weightspace.data import DatasetNotFound, find_idx_files, load_dataset, parse_idx
 from weightspace.models import (
     build_model,
@@ -21,6 +23,10 @@ from weightspace.models import (
 from weightspace.spec import DatasetSpec, PaperCNNSpec
 
 PAPER_PARAMETERS = 819_557
+
+
+# The original MNIST, where the environment has it (CI: WEIGHTSPACE_DATA_DIR=../shared/data).
+MNIST_DIR = (data.default_data_dir() or Path("/nonexistent")) / "mnist"
 
 
 def test_paper_cnn_is_within_one_percent_of_the_paper() -> None:
@@ -60,17 +66,22 @@ def test_flat_vector_round_trip_and_seeded_init() -> None:
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
-    data = header + array.astype(np.uint8).tobytes()
+    raw = _idx_bytes(array)
     if compress:
-        path.with_name(path.name + ".gz").write_bytes(gzip.compress(data))
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(raw))
     else:
-        path.write_bytes(data)
+        path.write_bytes(raw)
 
 
 def write_mnist_like(
-    directory: Path, n_train: int = 50, n_test: int = 20, compress: bool = False
+    directory: Path,
+    n_train: int = 50,
+    n_test: int = 20,
+    compress: bool = False,
+    monkeypatch: pytest.MonkeyPatch | None = None,
 ) -> tuple[np.ndarray, ...]:
+    """Random IDX files named like MNIST's; with ``monkeypatch``, their hashes are made the known
+    ones (to test layouts and subsets; without it they fail the sha256 check, as they should)."""
     rng = np.random.default_rng(0)
     arrays = (
         rng.integers(0, 256, (n_train, 28, 28)),
@@ -90,18 +101,33 @@ def write_mnist_like(
         strict=True,
     ):
         write_idx(directory / stem, array, compress)
+    if monkeypatch is not None:
+        known = {
+            stem: hashlib.sha256(_idx_bytes(array)).hexdigest()
+            for stem, array in zip(data.IDX_FILES.values(), arrays, strict=True)
+        }
+        monkeypatch.setitem(data.IDX_SHA256, "mnist", known)
     return arrays
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
 
 
 @pytest.mark.parametrize("compress", [False, True])
 @pytest.mark.parametrize("layout", ["flat", "named", "torchvision"])
-def test_mnist_from_idx_files(tmp_path: Path, compress: bool, layout: str) -> None:
+def test_mnist_from_idx_files(
+    tmp_path: Path, compress: bool, layout: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     where = {
         "flat": tmp_path,
         "named": tmp_path / "mnist",
         "torchvision": tmp_path / "MNIST" / "raw",
     }[layout]
-    x_train, y_train, _x_test, y_test = write_mnist_like(where, compress=compress)
+    x_train, y_train, _x_test, y_test = write_mnist_like(
+        where, compress=compress, monkeypatch=monkeypatch
+    )
     data = load_dataset(DatasetSpec(name="mnist", train_size=40), tmp_path)
     assert data.input_shape == (1, 28, 28)
     assert data.x_train.shape == (40, 1, 28, 28) and data.x_test.shape == (20, 1, 28, 28)
@@ -118,11 +144,39 @@ def test_missing_idx_files_name_the_files_and_directories(tmp_path: Path) -> Non
         load_dataset(DatasetSpec(name="mnist"), tmp_path)
     message = str(info.value)
     assert "train-images-idx3-ubyte" in message and "t10k-labels-idx1-ubyte" in message
-    assert str(tmp_path) in message
+    assert str(tmp_path) in message and "WEIGHTSPACE_DATA_DIR" in message
 
 
-def test_subset_larger_than_the_data_is_refused(tmp_path: Path) -> None:
-    write_mnist_like(tmp_path, n_train=20)
+@pytest.mark.parametrize("compress", [False, True])
+def test_files_that_are_not_the_originals_are_refused(tmp_path: Path, compress: bool) -> None:
+    write_mnist_like(tmp_path, compress=compress)
+    with pytest.raises(data.DatasetCorrupt) as info:
+        load_dataset(DatasetSpec(name="mnist"), tmp_path)
+    message = str(info.value)
+    assert "train-images-idx3-ubyte" in message and "sha256" in message
+    assert data.IDX_SHA256["mnist"]["train-images-idx3-ubyte"] in message
+    assert "WEIGHTSPACE_DATA_DIR" in message
+
+
+@pytest.mark.skipif(
+    not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(), reason="MNIST is not at hand"
+)
+def test_the_original_mnist_verifies_and_loads(tmp_path: Path) -> None:
+    loaded = load_dataset(DatasetSpec(name="mnist", test_size=100), MNIST_DIR.parent)
+    assert loaded.x_train.shape == (60_000, 1, 28, 28) and loaded.x_test.shape == (100, 1, 28, 28)
+    counts = torch.bincount(loaded.y_train).tolist()
+    assert counts == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    # Decompressed copies verify alike (the known hashes are of the raw files).
+    for stem in data.IDX_FILES.values():
+        (tmp_path / stem).write_bytes(gzip.decompress((MNIST_DIR / f"{stem}.gz").read_bytes()))
+    plain = load_dataset(DatasetSpec(name="mnist", train_size=10, test_size=10), tmp_path)
+    assert torch.equal(plain.y_train, loaded.y_train[:10])
+
+
+def test_subset_larger_than_the_data_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_mnist_like(tmp_path, n_train=20, monkeypatch=monkeypatch)
     with pytest.raises(ValueError, match=r"dataset\.train_size"):
         load_dataset(DatasetSpec(name="mnist", train_size=30), tmp_path)
 

@@ -164,15 +164,3 @@ def test_cnn_trains_and_learns_on_digits() -> None:
     snaps, _ = train(spec)
     assert snaps[0, 3].metrics["test_accuracy"] > 0.8
     assert snaps[0, 3].metrics["train_loss"] < snaps[0, 0].metrics["train_loss"]
-
-
-def test_loss_along_line_ends_at_the_snapshots_losses() -> None:
-    from weightspace.training import loss_along_line
-
-    spec = make_spec(replicas=1, epochs=3, snapshot_every=3)
-    data = load_dataset(spec.dataset)
-    snaps, _ = train(spec)
-    alphas, losses = loss_along_line(spec, data, snaps[0, 0].params, snaps[0, 3].params, points=5)
-    assert alphas == [0.0, 0.25, 0.5, 0.75, 1.0]
-    assert losses[0] == pytest.approx(snaps[0, 0].metrics["train_loss"], rel=1e-6)
-    assert losses[-1] == pytest.approx(snaps[0, 3].metrics["train_loss"], rel=1e-6)

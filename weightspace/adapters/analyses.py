@@ -71,7 +71,7 @@ def _records(experiment_id: uuid.UUID) -> Select[SnapshotRecord]:
 
 
 def ref_of(r: SnapshotRecord) -> SnapshotRef:
-    return SnapshotRef(r.run, r.epoch, r.key, r.sha256, dict(r.metrics), r.damaged)
+    return SnapshotRef(r.run, r.epoch, r.key, r.sha256, dict(r.metrics), r.damaged, r.gradient)
 
 
 def load_inputs(

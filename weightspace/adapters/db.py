@@ -75,6 +75,7 @@ class Suite(Base):
     owner: Mapped[str] = mapped_column(String(200), index=True)
     preset: Mapped[str] = mapped_column(String(50))
     dataset: Mapped[str] = mapped_column(String(50))
+    seeds: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # replicates
     report_status: Mapped[str] = mapped_column(
         String(20), default="pending"
     )  # pending|building|ready|failed
@@ -111,6 +112,11 @@ class Experiment(Base):
         ForeignKey("suites.id", ondelete="CASCADE"), index=True
     )
     role: Mapped[str | None] = mapped_column(String(40))  # the preset's name for it in its suite
+    replicate: Mapped[int | None] = mapped_column(Integer)  # its seed index in its suite
+    # The loss barriers between its final solutions (cached in the store): null until asked for,
+    # then queued, ready or failed.
+    barriers_status: Mapped[str | None] = mapped_column(String(20))
+    barriers_error: Mapped[str | None] = mapped_column(Text)
 
     suite: Mapped[Suite | None] = relationship(back_populates="experiments")
     runs: Mapped[list[Run]] = relationship(
@@ -169,6 +175,9 @@ class SnapshotRecord(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     parameters: Mapped[int] = mapped_column(Integer)
     metrics: Mapped[dict[str, float]] = mapped_column(JSON)
+    # Full-batch gradient norms at the snapshot and their sign-flip null
+    # (weightspace.landscape.GradientNorms.to_dict()); null for snapshots captured before them.
+    gradient: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Why the stored object is unusable (missing, checksum mismatch), once a reader found out.
     damaged: Mapped[str | None] = mapped_column(Text)

@@ -14,11 +14,14 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from weightspace import landscape
 from weightspace.adapters import leases, logs
 from weightspace.adapters.db import Experiment, Run, SnapshotRecord, utcnow
 from weightspace.adapters.faults import Transient, describe, is_transient
@@ -63,11 +66,13 @@ class _Recorder:
         store: ObjectStore,
         experiment_id: uuid.UUID,
         heartbeat: leases.Heartbeat,
+        gradient: Callable[[Snapshot], dict[str, Any]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.store = store
         self.experiment_id = experiment_id
         self.heartbeat = heartbeat
+        self.gradient = gradient  # the full-batch gradient record of a snapshot (claim 1)
         self._checked = 0.0
 
     def _run(self, session: Session, run: int) -> Run:
@@ -77,6 +82,7 @@ class _Recorder:
         return row
 
     def snapshot(self, snapshot: Snapshot, state: TrainState) -> None:
+        gradient = self.gradient(snapshot) if self.gradient is not None else None
         stored = put_snapshot(self.store, self.experiment_id, snapshot)
         key = state_key(self.experiment_id, state.run, state.epoch)
         self.store.put(key, encode_state(state, self.experiment_id))
@@ -92,6 +98,7 @@ class _Recorder:
                     sha256=stored.sha256,
                     parameters=int(snapshot.params.size),
                     metrics=dict(snapshot.metrics),
+                    gradient=gradient,
                     created_at=utcnow(),
                     damaged=None,
                 )
@@ -221,6 +228,9 @@ def execute(
     recorder = _Recorder(sessions, store, experiment_id, heartbeat)
     try:
         data = load_dataset(spec.dataset, data_dir, allow_download=allow_download)
+        recorder.gradient = lambda snapshot: landscape.gradient_norms(
+            spec, data, snapshot.params, device=device
+        ).to_dict()
         Trainer(spec, data, device).train(
             recorder.snapshot,
             resume=resume,

@@ -51,6 +51,7 @@ class SnapshotRef:
     sha256: str
     metrics: dict[str, float]
     damaged: str | None = None
+    gradient: dict[str, Any] | None = None  # full-batch gradient norms at capture (claim 1)
 
     @property
     def entry(self) -> tuple[int, int, str]:

@@ -10,6 +10,7 @@ from weightspace.vocabulary import QUEUES
 
 TRAIN_TASK = "weightspace.train_experiment"
 REPORT_TASK = "weightspace.build_report"
+BARRIERS_TASK = "weightspace.compute_barriers"
 
 
 def _transport_options(settings: Settings) -> dict[str, object]:

@@ -1,26 +1,24 @@
 """Use cases for suites: the paper's four experiments submitted from a preset, and their report.
 
-The report is built by a worker job once every experiment of the suite has ended: it evaluates
-the model along the straight line from initialisation to solution (claim 2), renders the figures
-and the claims table through the core (``weightspace.report``) and stores the files.
+The report is built by a worker job once every experiment of the suite has ended: the core's
+reproduction assembly (``weightspace.reproduction``) evaluates the lines, barriers, controls and
+claims per seed and summarises them; ``weightspace.report`` renders the files, stored here.
 """
 
 from __future__ import annotations
 
 import json
-import platform
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace.adapters import outbox
-from weightspace.adapters.analyses import all_snapshots
+from weightspace.adapters.barriers import compute_barriers, result_of
 from weightspace.adapters.db import Experiment, Suite, utcnow
 from weightspace.adapters.experiments import (
     NotFound,
@@ -29,13 +27,13 @@ from weightspace.adapters.experiments import (
     new_experiment,
 )
 from weightspace.adapters.queue import REPORT_TASK
-from weightspace.claims import ExperimentResult, LineLoss
-from weightspace.data import load_dataset
+from weightspace.claims import BarrierReport, ExperimentResult
+from weightspace.data import Dataset, load_dataset
 from weightspace.presets import load_preset
 from weightspace.report import is_report_file, render_report
-from weightspace.snapshots import ObjectStore, get_snapshot
-from weightspace.spec import ExperimentSpec
-from weightspace.training import loss_along_line
+from weightspace.reproduction import assemble, evaluate_replicate
+from weightspace.snapshots import ObjectStore
+from weightspace.spec import DatasetSpec
 from weightspace.vocabulary import TERMINAL
 
 
@@ -45,28 +43,40 @@ def report_key(suite_id: uuid.UUID, name: str) -> str:
     return f"suites/{suite_id.hex}/report/{name}"
 
 
-def new_suite(principal: Principal, preset: str, dataset: str | None, queue: str) -> Suite:
-    """The suite and its four experiments, not yet added to a session."""
+def new_suite(
+    principal: Principal, preset: str, dataset: str | None, queue: str, seeds: int | None = None
+) -> Suite:
+    """The suite and its experiments (the preset's four, once per seed), not yet added to a
+    session. Replicate k > 0 uses global seeds derived from the preset's and k; ``seeds``
+    defaults to the preset's (quick: 3)."""
     loaded = load_preset(preset, dataset)
+    seeds = seeds or loaded.seeds
     suite = Suite(
         id=uuid.uuid4(),
         owner=principal.id,
         preset=loaded.name,
         dataset=loaded.dataset,
+        seeds=seeds,
         report_status="pending",
     )
     suite.experiments = [
-        new_experiment(principal, experiment.spec, queue, role=experiment.role)
-        for experiment in loaded.experiments
+        new_experiment(principal, experiment.spec, queue, role=experiment.role, replicate=replicate)
+        for replicate in range(seeds)
+        for experiment in load_preset(preset, dataset, replicate).experiments
     ]
     return suite
 
 
 def create_suite(
-    session: Session, principal: Principal, preset: str, dataset: str | None, queue: str
+    session: Session,
+    principal: Principal,
+    preset: str,
+    dataset: str | None,
+    queue: str,
+    seeds: int | None = None,
 ) -> Suite:
-    """The suite, its four experiments and their tasks' outbox entries, committed together."""
-    suite = new_suite(principal, preset, dataset, queue)
+    """The suite, its experiments and their tasks' outbox entries, committed together."""
+    suite = new_suite(principal, preset, dataset, queue, seeds)
     session.add(suite)
     outbox.add_trainings(session, suite)  # in the same transaction: all or nothing
     session.commit()
@@ -110,43 +120,18 @@ def enqueue_report(sessions: sessionmaker[Session], experiment_id: uuid.UUID) ->
         return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _meta(suite: Suite, device: str) -> dict[str, str]:
-    import torch
-
+def _meta(suite: Suite) -> dict[str, str]:
     started = [e.started_at for e in suite.experiments if e.started_at]
     finished = [e.finished_at for e in suite.experiments if e.finished_at]
-    hardware = (
-        torch.cuda.get_device_name(0)
-        if device.startswith("cuda")
-        else (platform.processor() or platform.machine())
-    )
     meta = {
         "preset": suite.preset,
         "dataset": suite.dataset,
         "suite": str(suite.id),
-        "hardware": f"{hardware} ({device}; {torch.get_num_threads()} CPU threads)",
-        "software": f"Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}",
         "generated": datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     if started and finished:
         meta["training wall time"] = f"{(max(finished) - min(started)).total_seconds():.1f} s"
     return meta
-
-
-def _line_loss(
-    store: ObjectStore,
-    result: ExperimentResult,
-    records: Iterable[Any],
-    device: str,
-    data_dir: Path | None,
-    allow_download: bool,
-) -> LineLoss:
-    run0 = [r for r in records if r.run == 0]
-    start = get_snapshot(store, run0[0].key, run0[0].sha256).params
-    end = get_snapshot(store, run0[-1].key, run0[-1].sha256).params
-    data = load_dataset(result.spec.dataset, data_dir, allow_download=allow_download)
-    alphas, losses = loss_along_line(result.spec, data, start, end, device=device)
-    return LineLoss(alphas, losses)
 
 
 def build_report(
@@ -158,34 +143,55 @@ def build_report(
     data_dir: Path | None = None,
     allow_download: bool = False,
 ) -> list[str]:
-    """Render and store the suite's report (the caller has claimed it); return the file names."""
+    """Render and store the suite's report (the caller has claimed it); return the file names.
+
+    Per replicate (seed), the succeeded experiments become the core's results; the core's
+    reproduction assembly evaluates lines, barriers (through the experiments' barrier cache),
+    controls and claims, and summarises them over the seeds.
+    """
+
+    @cache
+    def data_for(spec: DatasetSpec) -> Dataset:
+        return load_dataset(spec, data_dir, allow_download=allow_download)
+
+    def barriers_for(result: ExperimentResult) -> BarrierReport:
+        return compute_barriers(
+            sessions,
+            store,
+            ids[id(result)],
+            device=device,
+            data_dir=data_dir,
+            allow_download=allow_download,
+        )
+
+    ids: dict[int, uuid.UUID] = {}
     try:
         with sessions() as session:
             suite = session.get_one(Suite, suite_id)
             titles: dict[str, str] = {
                 e.role: e.title for e in load_preset(suite.preset, suite.dataset).experiments
             }
-            results: dict[str, ExperimentResult | None] = {}
-            line = None
+            by_seed: dict[int, dict[str, ExperimentResult | None]] = {}
             for experiment in suite.experiments:
                 role = experiment.role or ""
+                results = by_seed.setdefault(experiment.replicate or 0, {})
                 if experiment.status != "succeeded":
                     results[role] = None
                     continue
-                records, gram = all_snapshots(session, store, experiment)
-                result = ExperimentResult(
-                    role=role,
-                    title=titles.get(role, role),
-                    spec=ExperimentSpec.model_validate(experiment.spec),
-                    runs=[r.run for r in records],
-                    epochs=[r.epoch for r in records],
-                    metrics=[r.metrics for r in records],
-                    gram=gram,
-                )
-                results[role] = result
-                if role == "trajectory":
-                    line = _line_loss(store, result, records, device, data_dir, allow_download)
-            files = render_report(results, line, meta=_meta(suite, device))
+                results[role] = result_of(session, store, experiment, titles.get(role, role))
+                ids[id(results[role])] = experiment.id
+            meta = _meta(suite)
+        replicates = [
+            evaluate_replicate(
+                seed,
+                by_seed[seed],
+                lambda spec: data_for(spec.dataset),
+                device=device,
+                barriers_for=barriers_for,
+            )
+            for seed in sorted(by_seed)
+        ]
+        files = render_report(assemble(replicates, meta, device=device))
         for name, data in files.items():
             store.put(report_key(suite_id, name), data)
         claims = json.loads(files["claims.json"])["claims"]

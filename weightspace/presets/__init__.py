@@ -33,6 +33,7 @@ class Preset:
     description: str
     dataset: str
     experiments: tuple[PresetExperiment, ...]
+    seeds: int = 1  # replicates a reproduction runs by default (K)
 
 
 def preset_names() -> list[str]:
@@ -80,4 +81,6 @@ def load_preset(name: str, dataset: str | None = None, replicate: int = 0) -> Pr
         experiments.append(
             PresetExperiment(role, entry["title"], ExperimentSpec.model_validate(fields))
         )
-    return Preset(raw["name"], raw["description"], dataset, tuple(experiments))
+    return Preset(
+        raw["name"], raw["description"], dataset, tuple(experiments), int(raw.get("seeds", 1))
+    )

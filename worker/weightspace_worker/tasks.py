@@ -10,9 +10,9 @@ from celery import Task
 from celery.signals import worker_shutting_down
 from sqlalchemy.orm import Session, sessionmaker
 
-from weightspace.adapters import execution, faults, logs, suites
+from weightspace.adapters import barriers, execution, faults, logs, suites
 from weightspace.adapters.db import make_engine, make_sessionmaker
-from weightspace.adapters.queue import REPORT_TASK, TRAIN_TASK
+from weightspace.adapters.queue import BARRIERS_TASK, REPORT_TASK, TRAIN_TASK
 from weightspace.adapters.storage import store_for
 from weightspace.snapshots import ObjectStore
 from weightspace.vocabulary import TERMINAL
@@ -85,3 +85,14 @@ def build_report(self: Task, suite_id: str) -> list[str]:
             uuid.UUID(suite_id),
             **_job_options(self),
         )
+
+
+@app.task(name=BARRIERS_TASK, bind=True)
+def compute_barriers(self: Task, experiment_id: str) -> int:
+    """Compute and cache the loss barriers between an experiment's final solutions."""
+    sessions, store = _resources()
+    with logs.context(experiment_id=experiment_id):
+        report = barriers.compute_barriers(
+            sessions, store, uuid.UUID(experiment_id), **_job_options(self)
+        )
+    return len(report.lines)

@@ -66,18 +66,47 @@ def _key_figures(claim: Claim) -> list[str]:
     return lines
 
 
+def _test_line(test: Mapping[str, Any]) -> str:
+    """``name mean [low, high] > null [a, b] (k/K)``: a statistic beside its band."""
+    kind = next((k for k in ("null", "control", "tolerance") if test.get(k)), None)
+    text = f"{str(test.get('name', '?')).replace('_', ' ')} {num(test.get('value'), 3)}"
+    if test.get("interval"):
+        low, high = test["interval"]
+        text += f" [{num(low, 3)}, {num(high, 3)}]"
+    if kind is not None:
+        band = test[kind]["band"]
+        side = ">" if test.get("direction") == "above" else "<"
+        shown = (
+            num(band[0], 3) if kind == "tolerance" else f"[{num(band[0], 3)}, {num(band[1], 3)}]"
+        )
+        text += f" {side} {kind} {shown}"
+    if "passed" in test:
+        text += f" ({test['passed']}/{test.get('seeds', '?')})"
+    return text
+
+
 def _claims_table(claims: Sequence[Claim]) -> Table:
-    table = Table("#", "claim", "verdict", "measured", title="the paper's claims", show_lines=True)
+    table = Table(
+        "#",
+        "claim",
+        "verdict",
+        "statistic vs null or control",
+        title="the paper's claims",
+        show_lines=True,
+    )
     for claim in claims:
         verdict = str(claim.get("verdict") or "-")
         style = VERDICT_STYLE.get(verdict)
-        lines = _key_figures(claim)
+        lines = [_test_line(t) for t in claim.get("tests") or []] or _key_figures(claim)
         if claim.get("note") and (verdict == "not measured" or not lines):
             lines.append(str(claim["note"]))
+        stability = claim.get("stability")
+        agree = f"\n{stability['agree']}/{stability['seeds']} seeds" if stability else ""
+        shown = f"[{style}]{escape(verdict)}[/]" if style else escape(verdict)
         table.add_row(
             str(claim.get("id", "-")),
             escape(str(claim.get("statement") or "-")),
-            f"[{style}]{escape(verdict)}[/]" if style else escape(verdict),
+            shown + escape(agree),
             escape("\n".join(lines) or "-"),
         )
     return table
@@ -95,11 +124,12 @@ def _reproduce(
     as_json: bool,
     check: Callable[[], None],
     serve_again: str | None = None,
+    seeds: int | None = None,
 ) -> int:
     """Submit the suite, follow it, fetch the report and show the claims; the exit status."""
     console, errors = output.out(), output.err()
     with _client(url) as client:
-        suite = client.submit_suite(preset, dataset=dataset, queue=queue)
+        suite = client.submit_suite(preset, dataset=dataset, queue=queue, seeds=seeds)
         suite_id = suite["id"]
         target = out if out is not None else Path(f"report-{suite['preset']}-{suite['dataset']}")
         report_url = f"{client.base_url}/suites/{suite_id}/report"
@@ -200,6 +230,18 @@ def reproduce(
             show_default=False,
         ),
     ] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            "--seeds",
+            min=1,
+            max=10,
+            help="Repeat the four experiments with K sets of derived seeds; the report gives "
+            "each statistic as a mean with a 95% interval and how many seeds agree "
+            "(default: the preset's; quick: 3, paper: 1).",
+            show_default=False,
+        ),
+    ] = None,
     poll: Annotated[float, typer.Option("--poll", min=0.1, help="Seconds between polls.")] = 1.0,
     timeout: Annotated[
         float | None,
@@ -254,6 +296,7 @@ def reproduce(
         "dataset": None if dataset is None else dataset.value,
         "out": out,
         "queue": None if queue is None else queue.value,
+        "seeds": seeds,
         "poll": poll,
         "timeout": timeout,
         "as_json": as_json,

@@ -7,15 +7,29 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from weightspace.adapters import analyses
-from weightspace_service.deps import AUTHENTICATED, AnalyzerDep, PrincipalDep, SessionsDep
+from weightspace.adapters import analyses, barriers
+from weightspace.adapters import experiments as usecases
+from weightspace.adapters.queue import BARRIERS_TASK
+from weightspace_service.deps import (
+    AUTHENTICATED,
+    AnalyzerDep,
+    CeleryDep,
+    PrincipalDep,
+    SessionDep,
+    SessionsDep,
+    StoreDep,
+)
 from weightspace_service.params import INT32_MAX, BoundedInt
-from weightspace_service.problems import problem_responses
+from weightspace_service.problems import Unavailable, problem_responses
 from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
+    BarriersOut,
+    BarriersPending,
     DistancesOut,
+    GradientOut,
     Metrics,
     PCAOut,
     PCAPoint,
@@ -24,6 +38,7 @@ from weightspace_service.schemas import (
     TrajectoryPoint,
 )
 
+BARRIERS_RETRY_AFTER_S = 5
 router = APIRouter(
     prefix="/experiments/{experiment_id}",
     tags=["analysis"],
@@ -102,10 +117,16 @@ async def get_distances(
 async def get_trajectory(
     experiment_id: uuid.UUID, sessions: SessionsDep, principal: PrincipalDep, analyzer: AnalyzerDep
 ) -> TrajectoryOut:
-    """Per run and snapshot: losses, accuracies, step length, path length, displacement, straightness."""
+    """Per run and snapshot: losses, accuracies, step length, path length, displacement,
+    straightness, distance travelled and absolute loss change per epoch, and the full-batch
+    gradient norms (with and without the weight-decay term) beside their sign-flip null."""
     inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
     snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
     per_run = await asyncio.wrap_future(analyzer.submit(analyses.trajectories, snapshots))
+
+    def per_epoch(records: list, i: int, change: float) -> float | None:  # type: ignore[type-arg]
+        return None if i == 0 else change / (records[i].epoch - records[i - 1].epoch)
+
     runs = [
         RunTrajectory(
             run=run,
@@ -118,6 +139,13 @@ async def get_trajectory(
                     displacement=float(metrics.displacement[i]),
                     distance_from_origin=float(metrics.distance_from_origin[i]),
                     straightness=float(metrics.straightness[i]),
+                    distance_per_epoch=per_epoch(records, i, float(metrics.step_length[i])),
+                    loss_change_per_epoch=per_epoch(
+                        records,
+                        i,
+                        abs(record.metrics["train_loss"] - records[i - 1].metrics["train_loss"]),
+                    ),
+                    gradient=GradientOut(**record.gradient) if record.gradient else None,
                 )
                 for i, record in enumerate(records)
             ],
@@ -125,3 +153,52 @@ async def get_trajectory(
         for run, records, metrics in per_run
     ]
     return TrajectoryOut(experiment_id=experiment_id, complete=inputs.complete, runs=runs)
+
+
+@router.get(
+    "/barriers",
+    response_model=BarriersOut,
+    responses={
+        202: {
+            "model": BarriersPending,
+            "description": "Being computed by a worker: ask again after `Retry-After` seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        },
+        **problem_responses(404, 409, 422, 503),
+    },
+)
+def get_barriers(
+    experiment_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+    celery: CeleryDep,
+) -> BarriersOut | JSONResponse:
+    """Loss barriers between every two runs' final solutions (and the same-run controls).
+
+    Each line has 25 points with train and test loss (dropout off), its barrier and the share of
+    test examples its two ends classify differently. The first request queues a worker job and
+    answers 202; once computed, the result is cached and answered with 200.
+    """
+    experiment = usecases.get_experiment(session, principal, experiment_id)
+    if (document := barriers.cached(store, experiment)) is not None:
+        return BarriersOut(experiment_id=experiment.id, status="ready", **document)
+    if barriers.request_barriers(session, experiment):
+        try:
+            celery.send_task(BARRIERS_TASK, args=[str(experiment.id)], queue=experiment.queue)
+        except Exception as error:
+            barriers.undo_request(session, experiment.id)
+            raise Unavailable(f"the job queue is unreachable ({type(error).__name__})") from error
+    pending = BarriersPending(
+        experiment_id=experiment.id,
+        status="queued",
+        detail="the barriers are being computed by a worker",
+    )
+    return JSONResponse(
+        pending.model_dump(mode="json"),
+        status_code=202,
+        headers={
+            "Retry-After": str(BARRIERS_RETRY_AFTER_S),
+            "Location": f"/experiments/{experiment.id}/barriers",
+        },
+    )

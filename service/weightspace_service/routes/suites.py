@@ -89,12 +89,17 @@ def get_preset(
 )
 def create_suite(body: SuiteIn, submission: SubmissionDep) -> JSONResponse:
     """Submit the preset's four experiments as one suite; the report is built when all have ended."""
+    seeds = body.seeds or load_preset(body.preset, body.dataset).seeds
     suite, created = submission.create(
         Suite,
         body.model_dump(mode="json"),
-        [e.spec for e in load_preset(body.preset, body.dataset).experiments],
+        [
+            e.spec
+            for replicate in range(seeds)
+            for e in load_preset(body.preset, body.dataset, replicate).experiments
+        ],
         lambda: usecases.new_suite(
-            submission.principal, body.preset, body.dataset, submission.queue
+            submission.principal, body.preset, body.dataset, submission.queue, seeds
         ),
     )
     if created:
