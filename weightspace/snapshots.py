@@ -1,7 +1,9 @@
 """Snapshot files (one safetensors object per captured parameter vector) and the stores holding them.
 
-A snapshot object is a safetensors file with one float32 tensor ``params`` (the flat parameter
-vector, in the order of :func:`weightspace.models.parameter_layout`) and string metadata:
+A snapshot object is a safetensors file with one tensor ``params`` (the flat parameter vector,
+float32, in the order of :func:`weightspace.models.parameter_layout`; for uploaded state dicts
+float32 or float64 in the order :mod:`weightspace.imports` documents, with ``source_layout``
+metadata and any non-floating buffers beside it) and string metadata:
 
 ``format``         ``weightspace.snapshot/1``
 ``experiment``     experiment id (hex uuid)
@@ -209,16 +211,23 @@ class Header:
     tensors: Mapping[str, Mapping[str, object]]
     metadata: Mapping[str, str]
 
+    def params_dtype(self) -> str:
+        """``<f4`` or ``<f8``: trained snapshots are float32, uploads of float64 models float64."""
+        dtype = self.tensors["params"]["dtype"]
+        if dtype not in PARAMS_DTYPES:
+            raise ValueError("params must be float32 or float64")
+        return PARAMS_DTYPES[str(dtype)]
+
     def params_range(self) -> tuple[int, int]:
         """Absolute [start, stop) byte range of the ``params`` tensor."""
         info = self.tensors["params"]
-        if info["dtype"] != "F32":
-            raise ValueError("params must be float32")
+        self.params_dtype()
         offsets: list[int] = list(info["data_offsets"])  # type: ignore[call-overload]
         return self.data_start + int(offsets[0]), self.data_start + int(offsets[1])
 
 
 HEADER_PROBE_BYTES = 64 * 1024
+PARAMS_DTYPES = {"F32": "<f4", "F64": "<f8"}
 
 
 def header_length(prefix: bytes) -> int:
@@ -369,21 +378,25 @@ class StoredVector:
         header = parse_header(prefix)
         _check_format(header.metadata, SNAPSHOT_FORMAT)
         self._begin, self._end = header.params_range()
+        self._dtype = np.dtype(header.params_dtype())
         self._expected = header.metadata["params_sha256"]
         self._digest = hashlib.sha256()
         self._position = 0
-        self.size = (self._end - self._begin) // 4
+        self.size = (self._end - self._begin) // self._dtype.itemsize
         if self.size == 0:
             raise ValueError(f"snapshot {key} has an empty parameter vector")
 
     def read(self, start: int, stop: int) -> np.ndarray:
         if start != self._position:
             raise ValueError("StoredVector must be read in order, each element once")
-        data = self.store.get_range(self.key, self._begin + 4 * start, self._begin + 4 * stop)
-        if len(data) != 4 * (stop - start):
+        width = self._dtype.itemsize
+        data = self.store.get_range(
+            self.key, self._begin + width * start, self._begin + width * stop
+        )
+        if len(data) != width * (stop - start):
             raise ValueError(f"short read from {self.key}")
         self._digest.update(data)
         self._position = stop
         if stop == self.size and self._digest.hexdigest() != self._expected:
             raise ChecksumError(f"snapshot {self.key} does not match params_sha256")
-        return np.frombuffer(data, dtype="<f4")
+        return np.frombuffer(data, dtype=self._dtype)

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from weightspace.vocabulary import DatasetName
 
@@ -158,6 +158,45 @@ class ExperimentSpec(BaseModel):
         if epochs[-1] != end:
             epochs.append(end)
         return epochs
+
+
+class UploadSpec(BaseModel):
+    """An experiment whose snapshots come from outside: ``replicas`` runs, uploaded one
+    snapshot at a time (``PUT /experiments/{id}/runs/{run}/snapshots/{epoch}``), then completed.
+
+    The service trains nothing for it and knows no model, so analyses that need the model
+    (losses along lines, landscape planes, barriers) are not available for it.
+    """
+
+    model_config = _STRICT
+
+    source: Literal["upload"] = Field(
+        description="`upload`: the snapshots come from your own training loop."
+    )
+    name: str | None = Field(default=None, max_length=200, description="A label of your choice.")
+    replicas: int = Field(default=1, ge=1, le=64, description="Number of runs (0..replicas-1).")
+
+
+def source_of(data: object) -> str:
+    """The ``source`` tag of a spec given as JSON or as a model: ``upload`` or ``train``."""
+    if isinstance(data, dict):
+        return "upload" if data.get("source") == "upload" else "train"
+    return "upload" if isinstance(data, UploadSpec) else "train"
+
+
+#: A request to create an experiment: a training spec (no ``source``, the original form) or an
+#: upload spec (``"source": "upload"``). Existing training specs stay valid unchanged.
+AnySpec = Annotated[
+    Annotated[ExperimentSpec, Tag("train")] | Annotated[UploadSpec, Tag("upload")],
+    Discriminator(source_of),
+]
+
+
+def parse_spec(data: dict[str, object]) -> ExperimentSpec | UploadSpec:
+    """The stored spec of an experiment, as the model of its kind."""
+    if source_of(data) == "upload":
+        return UploadSpec.model_validate(data)
+    return ExperimentSpec.model_validate(data)
 
 
 def derive_seed(seed: int, *path: str | int) -> int:

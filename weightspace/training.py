@@ -315,4 +315,3 @@ class Trainer:
             environment=self.environment,
         )
         return snapshot, state
-

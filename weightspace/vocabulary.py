@@ -23,6 +23,10 @@ REPORT_STATUSES: tuple[ReportStatus, ...] = get_args(ReportStatus)
 Queue = Literal["gpu", "cpu"]
 QUEUES: tuple[Queue, ...] = get_args(Queue)
 
+#: Where an experiment's snapshots come from: the service trains it, or they are uploaded.
+Source = Literal["train", "upload"]
+SOURCES: tuple[Source, ...] = get_args(Source)
+
 #: Data sets the trainer can load (``weightspace.data`` says where each comes from).
 DatasetName = Literal["mnist", "fashion-mnist", "digits"]
 DATASET_NAMES: tuple[DatasetName, ...] = get_args(DatasetName)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json as json_module
 import os
 import re
 import tempfile
@@ -18,10 +19,12 @@ from urllib.parse import quote
 import httpx
 
 from weightspace_client import __version__
+from weightspace_client.tensors import encode_safetensors
 from weightspace_client.types import (
     PCA,
     REPORT_TERMINAL_STATUSES,
     TERMINAL_STATUSES,
+    Analysis,
     Claims,
     Distances,
     Experiment,
@@ -235,9 +238,12 @@ class WeightspaceClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        response = self.http.request(method, url, params=params, json=json, headers=headers)
+        response = self.http.request(
+            method, url, params=params, json=json, content=content, headers=headers
+        )
         if response.is_error:
             raise ApiError.from_response(response)
         return response
@@ -407,6 +413,68 @@ class WeightspaceClient:
                 size += len(chunk)
         return announced.strip().lower(), digest.hexdigest(), size
 
+    # -- uploads: snapshots from your own training loop -------------------------------------
+
+    def create_upload(self, *, name: str | None = None, replicas: int = 1) -> Experiment:
+        """Create an experiment that receives snapshots (``replicas`` runs) instead of training."""
+        body: dict[str, Any] = {"source": "upload", "replicas": int(replicas)}
+        if name is not None:
+            body["name"] = name
+        return self.submit(body)
+
+    def upload(
+        self,
+        experiment_id: str,
+        run: int,
+        epoch: int,
+        state_dict: Mapping[str, Any] | bytes | os.PathLike[str],
+        *,
+        metrics: Mapping[str, float] | None = None,
+    ) -> SnapshotInfo:
+        """Upload one snapshot: a state dict (torch tensors or numpy arrays), the bytes of a
+        safetensors file, or the path of one. The body's sha256 is sent and verified."""
+        if isinstance(state_dict, bytes):
+            body = state_dict
+        elif isinstance(state_dict, os.PathLike):
+            body = Path(state_dict).read_bytes()
+        else:
+            body = encode_safetensors(state_dict)
+        headers = {
+            "Content-Type": "application/octet-stream",
+            CHECKSUM_HEADER: hashlib.sha256(body).hexdigest(),
+        }
+        if metrics:
+            headers["X-Metrics"] = json_module.dumps({k: float(v) for k, v in metrics.items()})
+        url = f"{_snapshots_path(experiment_id, run)}/{int(epoch)}"
+        response = self._request("PUT", url, content=body, headers=headers)
+        return cast(SnapshotInfo, response.json())
+
+    def complete(self, experiment_id: str) -> Experiment:
+        """Close an uploaded experiment once every run has its snapshots."""
+        path = f"{_experiment_path(experiment_id)}/complete"
+        return cast(Experiment, self._request("POST", path).json())
+
+    def download_state_dict(
+        self, experiment_id: str, run: int, epoch: int, path: str | os.PathLike[str]
+    ) -> Path:
+        """Save one snapshot as a plain safetensors state dict (``safetensors.torch.load_file``
+        then ``model.load_state_dict``); verified against the announced sha256."""
+        target = Path(path)
+        url = f"{_snapshots_path(experiment_id, run)}/{int(epoch)}"
+        with _atomic_file(target) as out:
+            with self.http.stream("GET", url, params={"format": "state_dict"}) as response:
+                if response.is_error:
+                    response.read()
+                    raise ApiError.from_response(response)
+                announced = (response.headers.get(CHECKSUM_HEADER) or "").strip().lower()
+                digest = hashlib.sha256()
+                for chunk in response.iter_bytes(_DOWNLOAD_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+            if digest.hexdigest() != announced:
+                raise ChecksumError(f"state dict does not match its {CHECKSUM_HEADER}")
+        return target
+
     # -- presets and suites: reproducing the paper -----------------------------------------
 
     def presets(self) -> list[Preset]:
@@ -568,6 +636,32 @@ class WeightspaceClient:
         if epochs is not None:
             params["epochs"] = [int(e) for e in epochs]
         return cast(PCA, self._get(f"{_experiment_path(experiment_id)}/pca", params))
+
+    def analyse(
+        self,
+        kind: str,
+        selection: Iterable[Mapping[str, Any]],
+        *,
+        components: int = 2,
+        poll: float = 0.5,
+        timeout: float | None = None,
+    ) -> Analysis:
+        """``POST /analyses``: PCA (``kind="pca"``) or distances (``"distances"``) of snapshots
+        from several experiments, e.g. ``[{"experiment": id1}, {"experiment": id2, "runs": [0]}]``;
+        polls while the service answers 202 and returns the finished analysis."""
+        body = {"kind": kind, "components": int(components), "selection": list(selection)}
+        response = self._request("POST", "/analyses", json=body)
+        if response.status_code != 202:
+            return cast(Analysis, response.json())
+        location = response.headers.get("Location") or f"/analyses/{response.json()['id']}"
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            time.sleep(poll)
+            response = self._request("GET", location)
+            if response.status_code != 202:
+                return cast(Analysis, response.json())
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"analysis {location} still running after {timeout:g} s")
 
     def distances(self, experiment_id: str, *, epoch: int | None = None) -> Distances:
         """Distances between the runs at ``epoch`` (the final epoch by default)."""

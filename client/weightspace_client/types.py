@@ -35,15 +35,18 @@ class Problem(TypedDict):
 
 
 class Metrics(TypedDict):
-    train_loss: float
-    train_accuracy: float
-    test_loss: float
-    test_accuracy: float
+    """Trained experiments have all four; uploaded snapshots whatever metrics came with them
+    (other names appear as extra keys)."""
+
+    train_loss: NotRequired[float | None]
+    train_accuracy: NotRequired[float | None]
+    test_loss: NotRequired[float | None]
+    test_accuracy: NotRequired[float | None]
 
 
 class Seeds(TypedDict):
-    init: int  # initial weights (of the pretrained model, for clones)
-    data: int  # data order
+    init: int | None  # initial weights (of the pretrained model, for clones); null: uploaded
+    data: int | None  # data order; null for uploaded runs
     dropout: NotRequired[int | None]  # dropout masks (null for runs from before it had its own)
     pretrain: int | None  # pretraining's data order, when pretrain_epochs > 0
     pretrain_dropout: NotRequired[int | None]  # pretraining's dropout masks
@@ -55,7 +58,7 @@ class Run(TypedDict):
     run: int
     status: Status
     epoch: int | None  # latest completed epoch
-    final_epoch: int
+    final_epoch: int | None  # null for an uploaded run until its experiment is completed
     train_loss: float | None  # mean minibatch loss of the latest epoch
     metrics: Metrics | None  # at the latest snapshot
     seeds: Seeds
@@ -87,7 +90,8 @@ class Experiment(TypedDict):
     name: str | None
     status: Status
     queue: str
-    spec: dict[str, Any]  # the ExperimentSpec, defaults filled in
+    source: NotRequired[Literal["train", "upload"]]  # upload: its snapshots are uploaded
+    spec: dict[str, Any]  # the ExperimentSpec (or upload spec), defaults filled in
     error: str | None
     created_at: str
     started_at: str | None
@@ -301,7 +305,46 @@ class Claims(TypedDict):
 
 #: The schema in ``openapi/openapi.json`` (``components.schemas``) each TypedDict above mirrors;
 #: tests/unit/test_client_types.py checks their fields, which are required and their types.
+class JointSnapshot(TypedDict):
+    """One row of an analysis across experiments."""
+
+    experiment: str
+    run: int
+    epoch: int
+
+
+class JointPCA(TypedDict):
+    components: int
+    explained_variance: list[float]
+    explained_variance_ratio: list[float]
+    cumulative_variance_ratio: list[float]
+    coordinates: list[list[float]]  # one row per snapshot, one column per component
+
+
+class JointDistances(TypedDict):
+    distances: list[list[float]]
+    cosine_similarity: list[list[float]]
+    distance_from_origin: list[float]
+
+
+class Analysis(TypedDict):
+    """``POST /analyses`` / ``GET /analyses/{id}``: PCA or distances across experiments."""
+
+    id: str
+    kind: Literal["pca", "distances"]
+    status: Literal["running", "succeeded"]
+    complete: bool
+    snapshots: list[JointSnapshot]
+    pca: NotRequired[JointPCA | None]
+    distances: NotRequired[JointDistances | None]
+    links: dict[str, str]
+
+
 OPENAPI_SCHEMAS: dict[str, str] = {
+    "JointSnapshot": "JointSnapshot",
+    "JointPCA": "JointPCA",
+    "JointDistances": "JointDistances",
+    "Analysis": "AnalysisOut",
     "FieldError": "FieldError",
     "Problem": "Problem",
     "Metrics": "Metrics",

@@ -25,13 +25,23 @@ from weightspace_service.protocol import (
     route_table,
 )
 from weightspace_service.requests import RequestContext
-from weightspace_service.routes import analysis, experiments, health, lifecycle, suites
+from weightspace_service.routes import (
+    analysis,
+    experiments,
+    health,
+    joint,
+    lifecycle,
+    suites,
+    uploads,
+)
 
 # Every router the app serves: included in this order, and the table behind `Allow` headers.
 ROUTERS = (
     experiments.router,
     lifecycle.router,
+    uploads.router,
     analysis.router,
+    joint.router,
     suites.router,
     health.router,
 )
@@ -110,7 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MethodsMiddleware, table=lambda: app.state.routes)
     # Counted while the body streams in: a larger one is refused (413) without being read whole.
     app.add_middleware(
-        BodyLimitMiddleware, limit=settings.max_body_bytes, refuse=problems.send_problem
+        BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        refuse=problems.send_problem,
+        larger=[("PUT", uploads.UPLOAD_PATH, settings.max_upload_bytes)],
     )
     if settings.allowed_hosts:
         app.add_middleware(

@@ -19,6 +19,7 @@ from weightspace.adapters.experiments import Conflict, InvalidQuery, NotFound
 from weightspace.adapters.gram_store import DamagedSnapshot
 from weightspace.adapters.idempotency import KeyReused
 from weightspace.adapters.limits import OverBudget, QuotaExceeded
+from weightspace.errors import InvalidField
 from weightspace.snapshots import StoreUnavailable
 from weightspace_service.protocol import allowed_methods
 
@@ -84,6 +85,8 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] == "body":
         parts = parts[1:]  # the body is the spec: name its fields as the spec does
+        if parts and parts[0] in {"train", "upload"}:
+            parts = parts[1:]  # the tag of the spec's kind (training or upload)
     # Drop the discriminator tag pydantic inserts for tagged unions (model.mlp.hidden -> model.hidden).
     parts = [
         p
@@ -152,6 +155,16 @@ def install(app: FastAPI) -> None:
             challenge += ', error="invalid_token"'
         response.headers["WWW-Authenticate"] = challenge
         return response
+
+    @app.exception_handler(InvalidField)
+    async def _invalid_field(request: Request, exc: InvalidField) -> JSONResponse:
+        return problem_response(
+            request,
+            422,
+            "Invalid request",
+            f"{exc.field}: {exc}",
+            [FieldError(field=exc.field, message=str(exc))],
+        )
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -246,7 +259,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "No valid bearer token (WEIGHTSPACE_AUTH=tokens)",
         404: "Not found",
         409: "Not available in the experiment's current state",
-        413: "The request body exceeds `WEIGHTSPACE_MAX_BODY_BYTES`",
+        413: "The request body exceeds `WEIGHTSPACE_MAX_BODY_BYTES` (snapshot uploads: "
+        "`WEIGHTSPACE_MAX_UPLOAD_BYTES`)",
         422: "Invalid request, or over a per-experiment limit; `errors` names each field",
         429: "Over a per-owner quota or the per-token submission rate (`Retry-After`)",
         500: "Unexpected server error",

@@ -1,6 +1,7 @@
 """HTTP details every route shares: strict JSON bodies, HEAD and OPTIONS, and the ``Allow`` header.
 
-- :class:`StrictJSONRoute` parses JSON bodies itself and refuses, as 422 problems naming the
+- :class:`StrictJSONRoute` refuses query parameters the route does not declare (422 naming
+  each; ``?component=3`` is not silently ignored), parses JSON bodies itself and refuses, as 422 problems naming the
   field, what ``json.loads`` lets through silently: a key given twice (the last one would win),
   NUL characters and lone UTF-16 surrogates (PostgreSQL cannot store them).
 - :class:`MethodsMiddleware` answers ``HEAD`` on every ``GET`` route (headers only) and
@@ -19,6 +20,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute, APIRouter
 from starlette.datastructures import Headers
@@ -87,16 +89,36 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
+def _query_names(dependant: Dependant) -> set[str]:
+    """Every query parameter a route declares, its dependencies' included."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
 class StrictJSONRoute(APIRoute):
     """A route whose JSON body is decoded by :func:`strict_loads` before FastAPI sees it."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        if self.body_field is None:
-            return handler
+        known = _query_names(self.dependant)
+        takes_body = self.body_field is not None
 
         async def strict(request: Request) -> Response:
-            if _is_json(request.headers.get("content-type")):
+            if unknown := sorted(set(request.query_params.keys()) - known):
+                takes = ", ".join(sorted(known)) or "none"
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "value_error",
+                            "loc": ("query", name),
+                            "msg": f"unknown query parameter (this route takes: {takes})",
+                        }
+                        for name in unknown
+                    ]
+                )
+            if takes_body and _is_json(request.headers.get("content-type")):
                 body = await request.body()  # over the size limit: 413, raised while streaming
                 if body:
                     try:
@@ -175,19 +197,33 @@ class BodyLimitMiddleware:
     passes an ``HTTPException`` from reading the body on to the exception handlers)."""
 
     def __init__(
-        self, app: ASGIApp, limit: int, refuse: Callable[[Scope, Send, BodyTooLarge], Any]
+        self,
+        app: ASGIApp,
+        limit: int,
+        refuse: Callable[[Scope, Send, BodyTooLarge], Any],
+        *,
+        larger: Sequence[tuple[str, re.Pattern[str], int]] = (),
     ) -> None:
         self.app = app
         self.limit = limit
         self.refuse = refuse
+        #: (method, path pattern, limit) of routes that take larger bodies (snapshot uploads).
+        self.larger = tuple(larger)
+
+    def limit_for(self, scope: Scope) -> int:
+        for method, pattern, limit in self.larger:
+            if scope["method"] == method and pattern.fullmatch(scope["path"]):
+                return limit
+        return self.limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope)
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.limit:
-            await self.refuse(scope, send, BodyTooLarge(self.limit))
+        if declared.isdigit() and int(declared) > limit:
+            await self.refuse(scope, send, BodyTooLarge(limit))
             return
         received = 0
 
@@ -196,8 +232,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, counted, send)

@@ -9,24 +9,33 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from weightspace import vocabulary
+from weightspace.adapters import joint
 from weightspace.adapters.db import Experiment, Run, SnapshotRecord, Suite
-from weightspace.spec import ExperimentSpec
+from weightspace.analysis import PCAResult
+from weightspace.spec import AnySpec, ExperimentSpec, parse_spec
+from weightspace_service.params import BoundedInt
 
 Status = vocabulary.Status
 
 
 class Metrics(BaseModel):
-    train_loss: float
-    train_accuracy: float
-    test_loss: float
-    test_accuracy: float
+    """Losses and accuracies (dropout off). Trained experiments have all four; uploaded
+    snapshots have whatever metrics were sent with them (any names, as extra fields)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    train_loss: float | None = Field(default=None, description="Mean loss on the training set.")
+    train_accuracy: float | None = Field(default=None, description="Accuracy on the training set.")
+    test_loss: float | None = Field(default=None, description="Mean loss on the test set.")
+    test_accuracy: float | None = Field(default=None, description="Accuracy on the test set.")
 
 
 class Seeds(BaseModel):
-    init: int = Field(
-        description="Seed of the initial weights (of the pretrained model, for clones)."
+    init: int | None = Field(
+        description="Seed of the initial weights (of the pretrained model, for clones); "
+        "null for uploaded runs."
     )
-    data: int = Field(description="Seed of the data order.")
+    data: int | None = Field(description="Seed of the data order; null for uploaded runs.")
     dropout: int | None = Field(
         default=None,
         description="Seed of the dropout masks (null for runs submitted before it had its own).",
@@ -42,8 +51,10 @@ class Seeds(BaseModel):
 class RunOut(BaseModel):
     run: int
     status: Status
-    epoch: int | None = Field(description="Latest completed epoch.")
-    final_epoch: int
+    epoch: int | None = Field(description="Latest completed (or uploaded) epoch.")
+    final_epoch: int | None = Field(
+        description="The run's last epoch; for uploaded runs, null until the experiment is completed."
+    )
     train_loss: float | None = Field(
         description="Mean minibatch loss of the latest epoch (dropout on)."
     )
@@ -103,8 +114,12 @@ class ExperimentOut(BaseModel):
     id: uuid.UUID
     name: str | None
     status: Status
-    queue: str
-    spec: ExperimentSpec
+    queue: str = Field(description="Worker queue (`upload` for uploaded experiments).")
+    source: vocabulary.Source = Field(
+        default="train",
+        description="`train`: the service trains it from `spec`; `upload`: its snapshots are uploaded.",
+    )
+    spec: AnySpec
     error: str | None
     created_at: datetime
     started_at: datetime | None
@@ -131,7 +146,8 @@ class ExperimentOut(BaseModel):
             name=experiment.name,
             status=experiment.status,  # type: ignore[arg-type]
             queue=experiment.queue,
-            spec=ExperimentSpec.model_validate(experiment.spec),
+            source=experiment.source,  # type: ignore[arg-type]
+            spec=parse_spec(experiment.spec),
             error=experiment.error,
             created_at=experiment.created_at,
             started_at=experiment.started_at,
@@ -480,3 +496,131 @@ class BarriersPending(BaseModel):
     experiment_id: uuid.UUID
     status: Literal["queued"]
     detail: str
+
+
+# --------------------------------------------------------------------------- across experiments
+
+
+class SelectionIn(BaseModel):
+    """Snapshots of one experiment: the given runs at the given epochs (default: all)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    experiment: uuid.UUID = Field(description="An experiment of yours.")
+    runs: list[BoundedInt] | None = Field(
+        default=None, max_length=64, description="Runs to include; all by default."
+    )
+    epochs: list[BoundedInt] | None = Field(
+        default=None, max_length=10_000, description="Epochs to include; all by default."
+    )
+
+
+class AnalysisIn(BaseModel):
+    """An analysis of snapshots from several experiments with the same parameter layout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["pca", "distances"] = Field(
+        description="`pca`: one joint PCA basis; `distances`: the matrix of distances between "
+        "every pair of selected snapshots."
+    )
+    selection: list[SelectionIn] = Field(
+        min_length=1, max_length=32, description="One entry per experiment (each at most once)."
+    )
+    components: int = Field(default=2, ge=1, le=64, description="PCA only: components.")
+
+    def to_request(self) -> joint.Request:
+        return joint.Request(
+            self.kind,
+            tuple(
+                joint.Part(
+                    s.experiment,
+                    None if s.runs is None else tuple(sorted(set(s.runs))),
+                    None if s.epochs is None else tuple(sorted(set(s.epochs))),
+                )
+                for s in self.selection
+            ),
+            self.components,
+        )
+
+
+ANALYSIS_EXAMPLES = {
+    "pca": {
+        "summary": "Joint PCA of two experiments' final snapshots",
+        "value": {
+            "kind": "pca",
+            "components": 2,
+            "selection": [
+                {"experiment": "0b7c3c1e-6f6a-4f3e-9a39-1d2b7e2f8c10", "epochs": [20]},
+                {"experiment": "5d2e9f4a-2c3b-4b8e-8f61-7a9c0d1e2f30", "runs": [0, 1]},
+            ],
+        },
+    },
+    "distances": {
+        "summary": "Distances between every snapshot of two experiments",
+        "value": {
+            "kind": "distances",
+            "selection": [
+                {"experiment": "0b7c3c1e-6f6a-4f3e-9a39-1d2b7e2f8c10"},
+                {"experiment": "5d2e9f4a-2c3b-4b8e-8f61-7a9c0d1e2f30"},
+            ],
+        },
+    },
+}
+
+
+class JointSnapshot(BaseModel):
+    experiment: uuid.UUID = Field(description="The experiment of this row.")
+    run: int = Field(description="Its run within that experiment.")
+    epoch: int = Field(description="Its epoch.")
+
+    @classmethod
+    def of(cls, label: joint.Label) -> JointSnapshot:
+        return cls(experiment=label.experiment, run=label.run, epoch=label.epoch)
+
+
+class JointPCA(BaseModel):
+    components: int = Field(description="Number of components.")
+    explained_variance: list[float] = Field(description="Per component (divisor n - 1).")
+    explained_variance_ratio: list[float] = Field(description="Per component, of the total.")
+    cumulative_variance_ratio: list[float] = Field(description="Running sum of the ratios.")
+    coordinates: list[list[float]] = Field(
+        description="One row per selected snapshot (in `snapshots` order), one column per component."
+    )
+
+    @classmethod
+    def of(cls, result: PCAResult) -> JointPCA:
+        return cls(
+            components=int(result.coordinates.shape[1]),
+            explained_variance=result.explained_variance.tolist(),
+            explained_variance_ratio=result.explained_variance_ratio.tolist(),
+            cumulative_variance_ratio=result.cumulative_variance_ratio.tolist(),
+            coordinates=result.coordinates.tolist(),
+        )
+
+
+class JointDistances(BaseModel):
+    distances: list[list[float]] = Field(description="Euclidean distances, `snapshots` order.")
+    cosine_similarity: list[list[float]] = Field(description="Cosine similarities.")
+    distance_from_origin: list[float] = Field(description="Norm of each snapshot.")
+
+    @classmethod
+    def of(cls, matrix: joint.DistanceMatrix) -> JointDistances:
+        return cls(
+            distances=matrix.distances.tolist(),
+            cosine_similarity=matrix.cosine_similarity.tolist(),
+            distance_from_origin=matrix.distance_from_origin.tolist(),
+        )
+
+
+class AnalysisOut(BaseModel):
+    id: uuid.UUID = Field(description="The same request gets the same id.")
+    kind: Literal["pca", "distances"] = Field(description="What was asked.")
+    status: Literal["running", "succeeded"] = Field(description="`running`: poll `links.self`.")
+    complete: bool = Field(description="False while any selected experiment is still running.")
+    snapshots: list[JointSnapshot] = Field(description="The rows, in order.")
+    pca: JointPCA | None = Field(default=None, description="For `pca`, once succeeded.")
+    distances: JointDistances | None = Field(
+        default=None, description="For `distances`, once succeeded."
+    )
+    links: dict[str, str] = Field(description="`self`: where to poll.")

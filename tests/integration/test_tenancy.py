@@ -80,6 +80,7 @@ def concrete(path: str, tenants: Tenants) -> str:
         "run": "0",
         "epoch": "0",
         "name": "index.html",
+        "analysis_id": "00000000-0000-0000-0000-000000000000",
     }
     for name in re.findall(r"{(\w+)}", path):
         assert name in values, f"the test does not know path parameter {name!r} of {path}"

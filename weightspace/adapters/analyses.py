@@ -37,7 +37,7 @@ from weightspace.adapters.experiments import (
 )
 from weightspace.adapters.gram_store import DamagedSnapshot, SnapshotRef, fingerprint, gram_of
 from weightspace.snapshots import ObjectStore
-from weightspace.spec import ExperimentSpec
+from weightspace.spec import ExperimentSpec, UploadSpec, parse_spec
 
 __all__ = ["Analyzer", "DamagedSnapshot", "Inputs", "load_inputs"]
 
@@ -49,9 +49,20 @@ class Inputs:
     """An experiment's spec, status and snapshot records (ordered by run, epoch), detached."""
 
     experiment_id: uuid.UUID
-    spec: ExperimentSpec
+    spec: ExperimentSpec | UploadSpec
     status: str
     records: tuple[SnapshotRef, ...]
+
+    @property
+    def replicas(self) -> int:
+        return self.spec.replicas
+
+    @property
+    def schedule(self) -> list[int]:
+        """Epochs with snapshots: the spec's schedule, or for uploads the epochs uploaded so far."""
+        if isinstance(self.spec, ExperimentSpec):
+            return self.spec.snapshot_epochs()
+        return sorted({r.epoch for r in self.records})
 
     @property
     def complete(self) -> bool:
@@ -82,7 +93,7 @@ def load_inputs(
         records = tuple(ref_of(r) for r in session.scalars(_records(experiment_id)))
         return Inputs(
             experiment_id,
-            ExperimentSpec.model_validate(experiment.spec),
+            parse_spec(experiment.spec),
             experiment.status,
             records,
         )
@@ -221,9 +232,7 @@ def all_snapshots(
     raises :class:`DamagedSnapshot` if any cannot be read."""
     records = list(session.scalars(_records(experiment.id)))
     refs = tuple(ref_of(r) for r in records)
-    inputs = Inputs(
-        experiment.id, ExperimentSpec.model_validate(experiment.spec), experiment.status, refs
-    )
+    inputs = Inputs(experiment.id, parse_spec(experiment.spec), experiment.status, refs)
     snapshots = build(store, inputs)
     _needs(snapshots, refs)
     return records, snapshots.gram
@@ -240,18 +249,19 @@ def _needs(snapshots: Snapshots, refs: Sequence[SnapshotRef]) -> None:
             raise DamagedSnapshot(ref, ref.damaged or "it could not be read")
 
 
+require = _needs  # for the analyses across experiments (joint.py)
+
+
 def check_selection(
     inputs: Inputs, runs: Sequence[int] | None, epochs: Sequence[int] | None
 ) -> list[SnapshotRef]:
-    spec = inputs.spec
-    if runs is not None and (bad := sorted(set(runs) - set(range(spec.replicas)))):
+    replicas, schedule = inputs.replicas, inputs.schedule
+    if runs is not None and (bad := sorted(set(runs) - set(range(replicas)))):
         raise InvalidQuery(
-            "runs", f"runs {bad} do not exist (this experiment has runs 0..{spec.replicas - 1})"
+            "runs", f"runs {bad} do not exist (this experiment has runs 0..{replicas - 1})"
         )
-    if epochs is not None and (bad := sorted(set(epochs) - set(spec.snapshot_epochs()))):
-        raise InvalidQuery(
-            "epochs", f"epochs {bad} are not in the snapshot schedule {spec.snapshot_epochs()}"
-        )
+    if epochs is not None and (bad := sorted(set(epochs) - set(schedule))):
+        raise InvalidQuery("epochs", f"epochs {bad} are not in the snapshot schedule {schedule}")
     if not inputs.records:
         raise Conflict("no snapshots have been captured yet")
     chosen = [
@@ -287,14 +297,11 @@ def pca(snapshots: Snapshots, chosen: Sequence[SnapshotRef], components: int) ->
 def check_epoch(inputs: Inputs, epoch: int | None) -> int:
     """The requested epoch (validated), or by default the final epoch once every run has it,
     else the latest epoch that every run has reached."""
-    spec = inputs.spec
     if epoch is not None:
-        if epoch not in spec.snapshot_epochs():
-            raise InvalidQuery(
-                "epoch", f"epoch {epoch} is not in the snapshot schedule {spec.snapshot_epochs()}"
-            )
+        if epoch not in (schedule := inputs.schedule):
+            raise InvalidQuery("epoch", f"epoch {epoch} is not in the snapshot schedule {schedule}")
         return epoch
-    by_run: dict[int, set[int]] = {r: set() for r in range(spec.replicas)}
+    by_run: dict[int, set[int]] = {r: set() for r in range(inputs.replicas)}
     for record in inputs.records:
         by_run[record.run].add(record.epoch)
     common = set.intersection(*by_run.values())

@@ -18,8 +18,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace import landscape
-from weightspace.adapters.db import Experiment
 from weightspace.adapters.analyses import all_snapshots
+from weightspace.adapters.db import Experiment
 from weightspace.adapters.experiments import Conflict
 from weightspace.claims import BarrierReport, ExperimentResult
 from weightspace.data import load_dataset

@@ -117,6 +117,12 @@ class Experiment(Base):
     # then queued, ready or failed.
     barriers_status: Mapped[str | None] = mapped_column(String(20))
     barriers_error: Mapped[str | None] = mapped_column(Text)
+    # "train": the service trains it from ``spec``; "upload": its snapshots are uploaded.
+    source: Mapped[str] = mapped_column(String(20), default="train", server_default="train")
+    # Parameter layout (weightspace.imports.Layout.to_json) of uploaded snapshots, fixed by the
+    # first upload; every later one must match it.
+    layout: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    layout_sha256: Mapped[str | None] = mapped_column(String(64))
 
     suite: Mapped[Suite | None] = relationship(back_populates="experiments")
     runs: Mapped[list[Run]] = relationship(
@@ -136,8 +142,8 @@ class Run(Base):
         ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
     )
     run: Mapped[int] = mapped_column(Integer, primary_key=True)
-    init_seed: Mapped[int] = mapped_column(BigInteger)
-    data_seed: Mapped[int] = mapped_column(BigInteger)
+    init_seed: Mapped[int | None] = mapped_column(BigInteger)  # None for uploaded runs
+    data_seed: Mapped[int | None] = mapped_column(BigInteger)
     pretrain_seed: Mapped[int | None] = mapped_column(BigInteger)
     dropout_seed: Mapped[int | None] = mapped_column(BigInteger)  # null: from before the split
     pretrain_dropout_seed: Mapped[int | None] = mapped_column(BigInteger)
@@ -145,7 +151,7 @@ class Run(Base):
     environment: Mapped[dict[str, str] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="queued")
     epoch: Mapped[int | None] = mapped_column(Integer)  # latest completed epoch
-    final_epoch: Mapped[int] = mapped_column(Integer)
+    final_epoch: Mapped[int | None] = mapped_column(Integer)  # None for uploaded runs
     train_loss: Mapped[float | None] = mapped_column(
         Float
     )  # mean minibatch loss of the latest epoch

@@ -173,6 +173,8 @@ def _start(
         experiment = session.get(Experiment, experiment_id, with_for_update=True)
         if experiment is None:  # deleted, or never committed: nothing to do
             return "missing", None, [], {}
+        if experiment.source != "train":  # uploaded: nothing to train
+            return str(experiment.status), None, [], {}
         if experiment.status in TERMINAL:
             if experiment.finished_at is None:  # cancelled while its worker was lost
                 experiment.finished_at = utcnow()

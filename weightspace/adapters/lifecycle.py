@@ -68,7 +68,8 @@ def _cancel(experiment: Experiment) -> bool:
     if experiment.status in TERMINAL:
         return False
     now = utcnow()
-    running = experiment.status == "running"
+    # An uploaded experiment has no worker: cancelling it stops it at once.
+    running = experiment.status == "running" and experiment.source == "train"
     experiment.status, experiment.error = "cancelled", None
     if not running:  # no worker holds it: it has stopped already
         experiment.finished_at = now
@@ -202,6 +203,9 @@ def retry_experiment(
     it); returns it and its previous status."""
     experiment = _locked(session, principal, Experiment, experiment_id)
     previous = experiment.status
+    if experiment.source != "train":
+        session.rollback()
+        raise Conflict("an uploaded experiment is not trained by the service: nothing to retry")
     if previous not in RETRYABLE or not stopped(experiment):
         session.rollback()
         raise Conflict(

@@ -57,7 +57,8 @@ def add_trainings(session: Session, created: Experiment | Suite) -> None:
     session that inserts it, so that both commit or neither does."""
     session.flush()  # the experiments' rows first: the entries refer to them
     for experiment in created.experiments if isinstance(created, Suite) else [created]:
-        add_training(session, experiment)
+        if experiment.source == "train":  # an uploaded experiment has nothing to train
+            add_training(session, experiment)
 
 
 class Relay:

@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     analysis_workers: int = Field(default=2, ge=1, le=64)
     analysis_blas_threads: int = Field(default=1, ge=1, le=64)
     analysis_memory_bytes: int = Field(default=256 << 20, ge=0)
+    # Largest snapshot upload (PUT .../snapshots/{epoch}) in bytes; bigger bodies get 413.
+    max_upload_bytes: int = Field(default=1 << 30, ge=1)
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

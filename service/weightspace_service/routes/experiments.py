@@ -7,18 +7,19 @@ import json
 import logging
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from weightspace.adapters import analyses
+from weightspace.adapters import analyses, uploads
 from weightspace.adapters import experiments as usecases
 from weightspace.adapters.db import Experiment
 from weightspace.adapters.gram_store import DamagedSnapshot
 from weightspace.adapters.integrity import verified_chunks
-from weightspace.snapshots import ChecksumError, ObjectNotFound
-from weightspace.spec import ExperimentSpec
+from weightspace.imports import state_dict_file
+from weightspace.snapshots import ChecksumError, ObjectNotFound, sha256_hex
+from weightspace.spec import AnySpec, UploadSpec
 from weightspace_service.deps import (
     AUTHENTICATED,
     PrincipalDep,
@@ -51,6 +52,27 @@ router = APIRouter(
 log = logging.getLogger(__name__)
 
 STREAM_CHUNK = 1 << 20
+SPEC_EXAMPLES = {
+    "train": {
+        "summary": "Train 3 replicas of an MLP on digits",
+        "value": {
+            "name": "digits-mlp",
+            "seed": 0,
+            "dataset": {"name": "digits"},
+            "model": {"kind": "mlp", "hidden": [32]},
+            "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+            "epochs": 20,
+            "batch_size": 64,
+            "snapshot_every": 1,
+            "replicas": 3,
+            "init": "independent",
+        },
+    },
+    "upload": {
+        "summary": "Receive snapshots of 2 runs from your own training loop",
+        "value": {"source": "upload", "name": "my-resnet", "replicas": 2},
+    },
+}
 
 
 def _encode_cursor(*values: object) -> str:
@@ -73,30 +95,55 @@ def _decode_cursor(cursor: str) -> object:
     status_code=202,
     response_model=ExperimentOut,
     responses={
-        202: {
+        201: {
+            "model": ExperimentOut,
+            "description": "An upload experiment was created",
             "headers": {
                 "Location": {
                     "schema": {"type": "string"},
                     "description": "URL of the new experiment",
                 }
-            }
+            },
+        },
+        202: {
+            "description": "A training experiment was queued",
+            "headers": {
+                "Location": {
+                    "schema": {"type": "string"},
+                    "description": "URL of the new experiment",
+                }
+            },
         },
         **problem_responses(400, 422, 429, 503),
     },
 )
-def create_experiment(spec: ExperimentSpec, submission: SubmissionDep) -> JSONResponse:
-    """Submit an experiment; it is queued for training and answered with 202 and its URL."""
-    experiment, created = submission.create(
-        Experiment,
-        spec.model_dump(mode="json"),
-        [spec],
-        lambda: usecases.new_experiment(submission.principal, spec, submission.queue),
-    )
-    if created:
-        submission.enqueue([experiment])
+def create_experiment(
+    spec: Annotated[AnySpec, Body(openapi_examples=SPEC_EXAMPLES)], submission: SubmissionDep
+) -> JSONResponse:
+    """Submit an experiment: a training spec is queued for training (202); an upload spec
+    (`"source": "upload"`) creates an experiment that receives snapshots (201), see
+    `PUT /experiments/{id}/runs/{run}/snapshots/{epoch}`. Both answer with the URL."""
+    if isinstance(spec, UploadSpec):
+        experiment, _ = submission.create(
+            Experiment,
+            spec.model_dump(mode="json"),
+            [],  # nothing to train: no compute budget to check
+            lambda: uploads.new_experiment(submission.principal, spec),
+        )
+        status = 201
+    else:
+        experiment, created = submission.create(
+            Experiment,
+            spec.model_dump(mode="json"),
+            [spec],
+            lambda: usecases.new_experiment(submission.principal, spec, submission.queue),
+        )
+        if created:
+            submission.enqueue([experiment])
+        status = 202
     body = ExperimentOut.of(experiment)
     return JSONResponse(
-        body.model_dump(mode="json"), status_code=202, headers={"Location": body.links.self}
+        body.model_dump(mode="json"), status_code=status, headers={"Location": body.links.self}
     )
 
 
@@ -212,10 +259,18 @@ def download_snapshot(
     principal: PrincipalDep,
     store: StoreDep,
     sessions: SessionsDep,
+    format: Annotated[
+        Literal["snapshot", "state_dict"],
+        Query(
+            description="`snapshot`: the stored file (one flat `params` tensor, metadata in its "
+            "header); `state_dict`: a plain safetensors state dict for `load_state_dict`."
+        ),
+    ] = "snapshot",
 ) -> Response:
-    """Stream the safetensors file of one snapshot (tensor `params`, metadata in its header)."""
+    """Stream the safetensors file of one snapshot, or the snapshot as a state dict."""
     experiment = usecases.get_experiment(session, principal, experiment_id)
     record = usecases.get_snapshot_record(session, experiment, run, epoch)
+    name = f"{experiment.id}-run{run}-epoch{epoch}"
     ref = analyses.ref_of(record)
 
     def damaged(why: str) -> None:
@@ -232,6 +287,16 @@ def download_snapshot(
             else str(error)
         )
         raise DamagedSnapshot(ref, why) from None
+    if format == "state_dict":  # verified as it is read, then rebuilt as a state dict
+        data = state_dict_file(b"".join(chunks), record.sha256)
+        return Response(
+            data,
+            media_type="application/octet-stream",
+            headers={
+                "X-Checksum-Sha256": sha256_hex(data),
+                "Content-Disposition": f'attachment; filename="{name}-state_dict.safetensors"',
+            },
+        )
     return StreamingResponse(
         chunks,
         media_type="application/octet-stream",
@@ -239,6 +304,6 @@ def download_snapshot(
             "Content-Length": str(record.size),
             "X-Checksum-Sha256": record.sha256,
             "ETag": f'"{record.sha256}"',
-            "Content-Disposition": f'attachment; filename="{experiment.id}-run{run}-epoch{epoch}.safetensors"',
+            "Content-Disposition": f'attachment; filename="{name}.safetensors"',
         },
     )

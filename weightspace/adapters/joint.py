@@ -1,0 +1,198 @@
+"""Analyses across experiments: one PCA basis or one distance matrix for snapshots selected from
+several experiments of the same parameter layout (``POST /analyses``).
+
+The selected snapshots are analysed exactly as one experiment's are, by the same machinery: a
+*joint* :class:`~weightspace.adapters.analyses.Inputs` whose runs are the selected (experiment,
+run) pairs numbered in selection order, handed to the same
+:class:`~weightspace.adapters.analyses.Analyzer` (bounded pool, single flight) and Gram cache
+(:func:`~weightspace.adapters.gram_store.gram_of`, under a key derived from the experiment ids).
+
+A request is stored as ``analyses/<id>.json`` in the snapshot store so that any API process can
+answer ``GET /analyses/{id}``; its id is derived from the owner and the request, so the same
+request gets the same id (and its cached answer).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from weightspace.adapters import analyses
+from weightspace.adapters.experiments import InvalidQuery, NotFound, Principal
+from weightspace.adapters.gram_store import SnapshotRef, fingerprint, load_latest
+from weightspace.errors import InvalidField
+from weightspace.snapshots import HEADER_PROBE_BYTES, ObjectNotFound, ObjectStore, parse_header
+from weightspace.spec import UploadSpec
+
+Kind = Literal["pca", "distances"]
+NAMESPACE = uuid.UUID("6b0f3d2e-4a51-4c1e-9d7a-3f2b8c5e1a90")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One experiment's share of a selection (``None``: all runs / all epochs)."""
+
+    experiment: uuid.UUID
+    runs: tuple[int, ...] | None = None
+    epochs: tuple[int, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "experiment": str(self.experiment),
+            "runs": None if self.runs is None else list(self.runs),
+            "epochs": None if self.epochs is None else list(self.epochs),
+        }
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: Kind
+    parts: tuple[Part, ...]
+    components: int = 2
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "components": self.components,
+            "selection": [p.to_json() for p in self.parts],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Request:
+        parts = tuple(
+            Part(
+                uuid.UUID(p["experiment"]),
+                None if p["runs"] is None else tuple(p["runs"]),
+                None if p["epochs"] is None else tuple(p["epochs"]),
+            )
+            for p in data["selection"]
+        )
+        return cls(data["kind"], parts, int(data["components"]))
+
+    def id_for(self, principal: Principal) -> uuid.UUID:
+        text = json.dumps({"owner": principal.id, **self.to_json()}, sort_keys=True)
+        return uuid.uuid5(NAMESPACE, text)
+
+
+def _request_key(analysis_id: uuid.UUID) -> str:
+    return f"analyses/{analysis_id.hex}.json"
+
+
+def save_request(store: ObjectStore, principal: Principal, request: Request) -> uuid.UUID:
+    analysis_id = request.id_for(principal)
+    body = {"owner": principal.id, "request": request.to_json()}
+    store.put(_request_key(analysis_id), json.dumps(body, sort_keys=True).encode())
+    return analysis_id
+
+
+def load_request(store: ObjectStore, principal: Principal, analysis_id: uuid.UUID) -> Request:
+    try:
+        body = json.loads(store.get(_request_key(analysis_id)))
+    except ObjectNotFound:
+        raise NotFound(f"analysis {analysis_id} not found") from None
+    if body.get("owner") != principal.id:
+        raise NotFound(f"analysis {analysis_id} not found")
+    return Request.from_json(body["request"])
+
+
+@dataclass(frozen=True)
+class Label:
+    experiment: uuid.UUID
+    run: int
+    epoch: int
+
+
+@dataclass(frozen=True)
+class Joint:
+    """The selection resolved: the joint inputs, their rows' labels, and the chosen refs."""
+
+    inputs: analyses.Inputs
+    chosen: list[SnapshotRef]
+    labels: dict[int, tuple[uuid.UUID, int]]  # joint run -> (experiment, run)
+
+    def label(self, ref: SnapshotRef) -> Label:
+        experiment, run = self.labels[ref.run]
+        return Label(experiment, run, ref.epoch)
+
+
+def _layout(store: ObjectStore, ref: SnapshotRef) -> list[Any]:
+    """The flat order ([name, shape] pairs) a snapshot's vector follows, from its header."""
+    prefix = store.get_range(ref.key, 0, HEADER_PROBE_BYTES)
+    return list(json.loads(parse_header(prefix).metadata.get("layout", "[]")))
+
+
+def resolve(
+    sessions: sessionmaker[Session], store: ObjectStore, principal: Principal, request: Request
+) -> Joint:
+    """Check the selection (ownership, runs, epochs, one layout) and build the joint inputs."""
+    seen = [p.experiment for p in request.parts]
+    if len(set(seen)) != len(seen):
+        raise InvalidField("selection", "each experiment may appear once in the selection")
+    refs: list[SnapshotRef] = []
+    labels: dict[int, tuple[uuid.UUID, int]] = {}
+    layout: list[Any] | None = None
+    complete = True
+    for i, part in enumerate(request.parts):
+        inputs = analyses.load_inputs(sessions, principal, part.experiment)
+        complete = complete and inputs.complete
+        try:
+            chosen = analyses.check_selection(inputs, part.runs, part.epochs)
+        except InvalidQuery as error:
+            raise InvalidField(f"selection.{i}.{error.field}", str(error)) from None
+        mine = _layout(store, chosen[0])
+        if layout is None:
+            layout = mine
+        elif mine != layout:
+            raise InvalidField(
+                f"selection.{i}.experiment",
+                "its parameter layout differs from the first experiment's; "
+                "analyses across experiments need the same layout",
+            )
+        for ref in chosen:
+            joint_run = next(
+                (g for g, key in labels.items() if key == (part.experiment, ref.run)), None
+            )
+            if joint_run is None:
+                joint_run = len(labels)
+                labels[joint_run] = (part.experiment, ref.run)
+            refs.append(
+                SnapshotRef(joint_run, ref.epoch, ref.key, ref.sha256, ref.metrics, ref.damaged)
+            )
+    refs.sort(key=lambda r: (r.run, r.epoch))
+    key = uuid.uuid5(NAMESPACE, ",".join(sorted(str(e) for e in seen)))
+    inputs = analyses.Inputs(
+        key,
+        UploadSpec(source="upload", replicas=max(1, len(labels))),
+        "succeeded" if complete else "running",
+        tuple(refs),
+    )
+    return Joint(inputs, refs, labels)
+
+
+def cached(store: ObjectStore, joint: Joint) -> bool:
+    """Whether the store already holds the Gram matrix of exactly these snapshots."""
+    latest = load_latest(store, joint.inputs.experiment_id)
+    healthy = sorted(joint.inputs.healthy, key=lambda r: (r.run, r.epoch))
+    return latest is not None and latest.fingerprint == fingerprint(healthy)
+
+
+@dataclass(frozen=True)
+class DistanceMatrix:
+    distances: np.ndarray
+    cosine_similarity: np.ndarray
+    distance_from_origin: np.ndarray
+
+
+def pca(snapshots: analyses.Snapshots, joint: Joint, components: int) -> analyses.PCAReport:
+    return analyses.pca(snapshots, joint.chosen, components)
+
+
+def distances(snapshots: analyses.Snapshots, joint: Joint) -> DistanceMatrix:
+    analyses.require(snapshots, joint.chosen)
+    gram = snapshots.gram.subset([snapshots.position(r) for r in joint.chosen])
+    return DistanceMatrix(gram.distances(), gram.cosine(), gram.norms())

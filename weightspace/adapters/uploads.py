@@ -1,0 +1,171 @@
+"""Use cases of uploaded experiments: create one, receive its snapshots, complete it.
+
+The flattening of a state dict into a snapshot is core code (:mod:`weightspace.imports`); here
+are the checks against the experiment (run range, one layout for every snapshot, no uploads
+after completion) and the writes to the store and the database.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Mapping
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from weightspace.adapters.db import Experiment, Run, SnapshotRecord, utcnow
+from weightspace.adapters.experiments import Conflict, Principal, get_experiment
+from weightspace.imports import InvalidUpload, Layout, import_state_dict
+from weightspace.snapshots import ObjectStore, sha256_hex, snapshot_key
+from weightspace.spec import UploadSpec
+from weightspace.vocabulary import TERMINAL
+
+#: Upper bound of an epoch number (the database column is a 32-bit integer).
+MAX_EPOCH = 1_000_000_000
+MAX_METRICS = 64
+_METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+def new_experiment(principal: Principal, spec: UploadSpec) -> Experiment:
+    """An experiment that receives uploads (status ``running`` until completed), with its runs;
+    not yet added to a session (the caller inserts it, once per Idempotency-Key)."""
+    now = utcnow()
+    experiment = Experiment(
+        id=uuid.uuid4(),
+        owner=principal.id,
+        name=spec.name,
+        spec=spec.model_dump(mode="json"),
+        queue="upload",
+        source="upload",
+        status="running",
+        created_at=now,
+        started_at=now,
+    )
+    experiment.runs = [
+        Run(run=r, init_seed=None, data_seed=None, final_epoch=None, status="running")
+        for r in range(spec.replicas)
+    ]
+    return experiment
+
+
+def _uploadable(session: Session, principal: Principal, experiment_id: uuid.UUID) -> Experiment:
+    experiment = get_experiment(session, principal, experiment_id)
+    if experiment.source != "upload":
+        raise Conflict("this experiment is trained by the service; it takes no uploads")
+    if experiment.status in TERMINAL:
+        raise Conflict(f"the experiment is {experiment.status}; it takes no more uploads")
+    return experiment
+
+
+def check_metrics(metrics: object) -> dict[str, float]:
+    """Metrics as a JSON object of finite numbers under plain names, else InvalidUpload."""
+    field = "header.x-metrics"
+    if not isinstance(metrics, dict):
+        raise InvalidUpload(field, "metrics must be a JSON object of numbers")
+    if len(metrics) > MAX_METRICS:
+        raise InvalidUpload(field, f"at most {MAX_METRICS} metrics")
+    out = {}
+    for name, value in metrics.items():
+        if not _METRIC_NAME.match(str(name)):
+            raise InvalidUpload(field, f"metric name {name!r} is not a plain name")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise InvalidUpload(field, f"metric {name!r} must be a finite number")
+        out[str(name)] = float(value)
+    return out
+
+
+def _fix_layout(session: Session, experiment: Experiment, layout: Layout) -> None:
+    """Record ``layout`` as the experiment's if it has none yet; 422 unless it matches."""
+    digest = layout.sha256()
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment.id, Experiment.layout_sha256.is_(None))
+        .values(layout=layout.to_json(), layout_sha256=digest)
+    )
+    session.commit()
+    session.refresh(experiment)
+    if experiment.layout_sha256 != digest:
+        expected = Layout.from_json(experiment.layout or {"vector": []})
+        raise InvalidUpload(
+            "body",
+            "the state dict's layout differs from this experiment's: "
+            + (expected.difference(layout) or "different tensor order"),
+        )
+
+
+def put(
+    session: Session,
+    store: ObjectStore,
+    principal: Principal,
+    experiment_id: uuid.UUID,
+    run: int,
+    epoch: int,
+    body: bytes,
+    *,
+    metrics: Mapping[str, float],
+    sha256: str | None,
+) -> tuple[SnapshotRecord, bool]:
+    """Store the state dict ``body`` as snapshot (run, epoch); return it and whether it is new.
+
+    ``sha256`` (hex), when given, must match the body. Uploading the same (run, epoch) again
+    replaces the snapshot while the experiment is open.
+    """
+    experiment = _uploadable(session, principal, experiment_id)
+    if not 0 <= run < len(experiment.runs):
+        raise InvalidUpload(
+            "path.run", f"run {run} does not exist (runs 0..{len(experiment.runs) - 1})"
+        )
+    if not 0 <= epoch <= MAX_EPOCH:
+        raise InvalidUpload("path.epoch", f"epoch must be in [0, {MAX_EPOCH}]")
+    if sha256 is not None and sha256_hex(body) != sha256.lower():
+        raise InvalidUpload("header.x-checksum-sha256", "the body does not match its sha256")
+    imported = import_state_dict(
+        body, experiment_id=experiment.id, run=run, epoch=epoch, metrics=metrics
+    )
+    _fix_layout(session, experiment, imported.layout)
+    key = snapshot_key(experiment.id, run, epoch)
+    store.put(key, imported.data)
+    existing = session.get(SnapshotRecord, (experiment.id, run, epoch))
+    record = SnapshotRecord(
+        experiment_id=experiment.id,
+        run=run,
+        epoch=epoch,
+        key=key,
+        size=len(imported.data),
+        sha256=sha256_hex(imported.data),
+        parameters=imported.parameters,
+        metrics=dict(metrics),
+        created_at=utcnow(),
+    )
+    record = session.merge(record)
+    row = session.get_one(Run, (experiment.id, run))
+    if row.epoch is None or epoch >= row.epoch:
+        row.epoch, row.metrics = epoch, dict(metrics) or None
+    session.commit()
+    return record, existing is None
+
+
+def complete(session: Session, principal: Principal, experiment_id: uuid.UUID) -> Experiment:
+    """Close an uploaded experiment: every run must have a snapshot; no uploads after this."""
+    experiment = _uploadable(session, principal, experiment_id)
+    latest = dict(
+        session.execute(
+            select(SnapshotRecord.run, func.max(SnapshotRecord.epoch))
+            .where(SnapshotRecord.experiment_id == experiment.id)
+            .group_by(SnapshotRecord.run)
+        ).all()
+    )
+    if missing := [r.run for r in experiment.runs if r.run not in latest]:
+        raise Conflict(f"runs {missing} have no snapshot yet; upload at least one each")
+    now = utcnow()
+    for run in experiment.runs:
+        run.status, run.final_epoch, run.finished_at = "succeeded", latest[run.run], now
+    experiment.status, experiment.finished_at = "succeeded", now
+    session.commit()
+    return experiment
