@@ -11,7 +11,7 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 from sklearn.decomposition import PCA
 
-from tests.plugins.live import serve
+from tests.integration.serving import serving
 from weightspace.adapters.settings import Settings
 from weightspace_client import WeightspaceClient
 from weightspace_service.app import create_app
@@ -28,7 +28,7 @@ def ws(tmp_path: Path, migrated_postgres_url: str) -> Iterator[WeightspaceClient
         broker_url=f"sqla+sqlite:///{tmp_path / 'broker.db'}",
         storage_url=f"file://{tmp_path / 'snapshots'}",
     )
-    with serve(create_app(settings)) as url, WeightspaceClient(url, timeout=60) as client:
+    with serving(create_app(settings)) as url, WeightspaceClient(url, timeout=60) as client:
         yield client
 
 

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from scipy.spatial.distance import pdist, squareform
 from sklearn.decomposition import PCA
 
-from tests.plugins.live import serve
+from tests.integration.serving import serving
 from weightspace.adapters.settings import Settings
 from weightspace_client import ApiError, WeightspaceClient
 from weightspace_client.torch import SnapshotCallback
@@ -45,7 +45,7 @@ def settings(tmp_path: Path, url: str, **extra: object) -> Settings:
 @pytest.fixture
 def ws(tmp_path: Path, migrated_postgres_url: str) -> Iterator[WeightspaceClient]:
     app = create_app(settings(tmp_path, migrated_postgres_url))
-    with serve(app) as url, WeightspaceClient(url, timeout=120) as client:
+    with serving(app) as url, WeightspaceClient(url, timeout=120) as client:
         yield client
 
 
