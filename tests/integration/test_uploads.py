@@ -222,3 +222,23 @@ def test_uploaded_experiment_cancels_and_deletes_but_never_retries(ws: Weightspa
     assert retry.status_code == 409 and "uploaded" in retry.json()["detail"]
     assert ws.http.delete(f"/experiments/{eid}").status_code in (200, 204)
     assert ws.http.get(f"/experiments/{eid}").status_code == 404
+
+
+def test_a_failed_experiment_says_why_it_cannot_be_analysed(
+    tmp_path: Path, migrated_postgres_url: str
+) -> None:
+    import uuid
+
+    from weightspace.adapters.db import Experiment
+
+    app = create_app(settings(tmp_path, migrated_postgres_url))
+    with TestClient(app) as client:
+        eid = client.post("/experiments", json={"source": "upload"}).json()["id"]
+        with app.state.sessions() as session:
+            experiment = session.get(Experiment, uuid.UUID(eid))
+            experiment.status, experiment.error = "failed", "RuntimeError: boom"
+            session.commit()
+        for path in ("pca", "distances", "trajectory"):
+            response = client.get(f"/experiments/{eid}/{path}")
+            assert response.status_code == 409, response.text
+            assert response.json()["detail"] == "experiment failed: RuntimeError: boom"

@@ -52,6 +52,14 @@ class Inputs:
     spec: ExperimentSpec | UploadSpec
     status: str
     records: tuple[SnapshotRef, ...]
+    error: str | None = None  # why it failed, if it did
+
+    def unavailable(self, reason: str) -> Conflict:
+        """409 for an analysis that cannot be answered: a failed experiment says why it never
+        will be; otherwise ``reason`` (not yet)."""
+        if self.status == "failed":
+            return Conflict(f"experiment failed: {self.error or 'no cause recorded'}")
+        return Conflict(reason)
 
     @property
     def replicas(self) -> int:
@@ -96,6 +104,7 @@ def load_inputs(
             parse_spec(experiment.spec),
             experiment.status,
             records,
+            experiment.error,
         )
 
 
@@ -145,7 +154,7 @@ def build(
     healthy = list(inputs.healthy)
     while True:
         if not healthy:
-            raise Conflict("no readable snapshots have been captured yet")
+            raise inputs.unavailable("no readable snapshots have been captured yet")
         try:
             cached = gram_of(store, inputs.experiment_id, healthy)
             break
@@ -263,14 +272,14 @@ def check_selection(
     if epochs is not None and (bad := sorted(set(epochs) - set(schedule))):
         raise InvalidQuery("epochs", f"epochs {bad} are not in the snapshot schedule {schedule}")
     if not inputs.records:
-        raise Conflict("no snapshots have been captured yet")
+        raise inputs.unavailable("no snapshots have been captured yet")
     chosen = [
         r
         for r in inputs.records
         if (runs is None or r.run in runs) and (epochs is None or r.epoch in epochs)
     ]
     if not chosen:
-        raise Conflict("none of the requested snapshots has been captured yet")
+        raise inputs.unavailable("none of the requested snapshots has been captured yet")
     return chosen
 
 
@@ -285,7 +294,7 @@ def pca(snapshots: Snapshots, chosen: Sequence[SnapshotRef], components: int) ->
     _needs(snapshots, chosen)
     n = len(chosen)
     if n < components + 1:
-        raise Conflict(
+        raise snapshots.inputs.unavailable(
             f"PCA with {components} components needs at least {components + 1} snapshots; "
             f"{n} {'are' if n != 1 else 'is'} selected"
             + ("" if snapshots.inputs.complete else " (the experiment is still running)")
@@ -306,7 +315,7 @@ def check_epoch(inputs: Inputs, epoch: int | None) -> int:
         by_run[record.run].add(record.epoch)
     common = set.intersection(*by_run.values())
     if not common:
-        raise Conflict("no snapshot epoch has been captured for every run yet")
+        raise inputs.unavailable("no snapshot epoch has been captured for every run yet")
     return max(common)
 
 
@@ -333,7 +342,7 @@ def distances_at(snapshots: Snapshots, epoch: int) -> DistanceReport:
     inputs = snapshots.inputs
     at = [r for r in inputs.records if r.epoch == epoch]
     if not at:
-        raise Conflict(f"epoch {epoch} has not been captured yet")
+        raise inputs.unavailable(f"epoch {epoch} has not been captured yet")
     starts = run_starts(inputs.records)
     _needs(snapshots, [*at, *(starts[r.run] for r in at)])
     positions = [snapshots.position(r) for r in at]
@@ -360,7 +369,7 @@ def trajectories(
     """Per run: its snapshots in epoch order and their trajectory metrics."""
     inputs = snapshots.inputs
     if not inputs.records:
-        raise Conflict("no snapshots have been captured yet")
+        raise inputs.unavailable("no snapshots have been captured yet")
     _needs(snapshots, inputs.records)
     out = []
     for run in sorted({r.run for r in inputs.records}):
