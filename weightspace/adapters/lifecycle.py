@@ -1,8 +1,10 @@
 """Cancel, delete and retry experiments and suites.
 
-Every transition locks the experiment's row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite
-serialises writers anyway), as the worker does when it starts one, so that a cancel or delete
-never races a worker picking the experiment up.
+Every transition locks the experiment's row (``SELECT ... FOR NO KEY UPDATE`` on PostgreSQL;
+SQLite serialises writers anyway), as the worker does when it starts one, so that a cancel or
+delete never races a worker picking the experiment up. ``NO KEY``: a running worker's snapshot
+inserts (whose foreign key check takes ``KEY SHARE`` on the row while it holds its run's lock)
+go on, so a cancel waits for them instead of deadlocking with them.
 
 - Cancel: a queued experiment is cancelled at once; a running one is marked cancelled and its
   worker stops within seconds (it polls), keeping the snapshots it stored; until the worker has
@@ -34,7 +36,9 @@ RETRYABLE = frozenset({"failed", "cancelled"})
 
 
 def _locked(session: Session, principal: Principal, kind: type[Owned], item_id: uuid.UUID) -> Owned:
-    item = session.scalars(select(kind).where(kind.id == item_id).with_for_update()).one_or_none()
+    item = session.scalars(
+        select(kind).where(kind.id == item_id).with_for_update(key_share=True)
+    ).one_or_none()
     if item is None or not principal.owns(item.owner):
         raise NotFound(f"{kind.__name__.lower()} {item_id} not found")
     return item
@@ -46,7 +50,7 @@ def _lock_experiments(session: Session, suite: Suite) -> list[Experiment]:
             select(Experiment)
             .where(Experiment.suite_id == suite.id)
             .order_by(Experiment.created_at)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
     )
 
