@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from pathlib import Path
 
@@ -37,8 +38,11 @@ class CountingStore(LocalStore):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.bytes_read: dict[str, int] = {}
+        self.gate = threading.Event()
+        self.gate.set()
 
     def get_range(self, key: str, start: int, stop: int) -> bytes:
+        self.gate.wait(30)
         data = super().get_range(key, start, stop)
         self.bytes_read[key] = self.bytes_read.get(key, 0) + len(data)
         return data
@@ -117,3 +121,25 @@ def test_damaged_snapshots_are_named_and_left_out(tmp_path: Path) -> None:
         analyses.pca(snapshots, refs[:4], 1)
     with pytest.raises(DamagedSnapshot):
         analyses.trajectories(snapshots)
+
+
+def test_identical_cold_requests_are_computed_once_and_shared(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path)
+    refs = stored(store, vectors(8), runs=2)
+    store.gate.clear()  # reads wait until every request has arrived
+    spec = ExperimentSpec.model_validate(
+        {"dataset": {"name": "digits"}, "model": {"kind": "mlp"}, "epochs": 3, "replicas": 2}
+    )
+    inputs = analyses.Inputs(EXPERIMENT, spec, "succeeded", tuple(refs))
+    analyzer = analyses.Analyzer(store, sessions=None, workers=2)  # type: ignore[arg-type]
+    try:
+        futures = [analyzer.snapshots(inputs) for _ in range(16)]
+        assert len({id(f) for f in futures}) == 1  # one computation, shared
+        store.gate.set()
+        first = futures[0].result(timeout=60)
+        assert all(n <= 4 * P + 2 * HEADER_PROBE_BYTES for n in store.bytes_read.values())
+        store.bytes_read.clear()
+        again = analyzer.snapshots(inputs).result(timeout=60)  # from memory: nothing read
+        assert store.bytes_read == {} and np.array_equal(again.gram.matrix, first.gram.matrix)
+    finally:
+        analyzer.shutdown()
