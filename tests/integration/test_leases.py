@@ -260,4 +260,4 @@ def test_a_suite_commits_with_all_its_tasks(sessions: sessionmaker[Session]) -> 
         ids = {e.id for e in suite.experiments}
     with sessions() as session:
         pending = session.scalars(select(OutboxEntry.experiment_id)).all()
-    assert len(ids) == 4 and set(pending) == ids
+    assert len(ids) >= 4 and sorted(pending) == sorted(ids)  # one task per experiment
