@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from weightspace_client import __version__
+from weightspace_client.retries import RetryTransport
 from weightspace_client.tensors import encode_safetensors
 from weightspace_client.types import (
     PCA,
@@ -187,6 +188,10 @@ class WeightspaceClient:
         Seconds for each network operation (connect, read, write) of one request.
     transport : httpx.BaseTransport, optional
         For tests (``httpx.MockTransport``) or custom networking.
+    retries : int, optional
+        Attempts per request on connection errors and 502/503/504, with exponential backoff,
+        for requests that are safe to repeat (see :mod:`weightspace_client.retries`). Default
+        5 with the client's own networking, 1 (no retries) with a ``transport`` of yours.
 
     Use it as a context manager, or call :meth:`close`, to release its connections.
     """
@@ -198,8 +203,12 @@ class WeightspaceClient:
         token: str | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        retries: int | None = None,
     ) -> None:
         self.base_url = resolve_base_url(base_url)
+        attempts = retries if retries is not None else (1 if transport is not None else 5)
+        if attempts > 1:
+            transport = RetryTransport(transport or httpx.HTTPTransport(), attempts=attempts)
         headers = {
             "Accept": "application/json",
             "User-Agent": f"weightspace-client/{__version__}",
