@@ -54,6 +54,40 @@ class DatasetNotFound(FileNotFoundError):
     """The IDX files of a data set are not where they were looked for."""
 
 
+class DatasetUnavailable(ValueError):
+    """A spec asks for data this machine cannot provide; ``field`` names the spec's field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_available(
+    spec: DatasetSpec,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    allow_download: bool = False,
+) -> None:
+    """Raise :class:`DatasetUnavailable` unless ``spec``'s data can be loaded here (files found,
+    or a download allowed; subsets no larger than the data set). Reads no data."""
+    n_train, n_test = SIZES[spec.name]
+    for field, wanted, available in (
+        ("train_size", spec.train_size, n_train),
+        ("test_size", spec.test_size, n_test),
+    ):
+        if wanted is not None and wanted > available:
+            raise DatasetUnavailable(
+                f"dataset.{field}", f"{spec.name} has {available} examples, not {wanted}"
+            )
+    if spec.name == "digits" or allow_download:
+        return
+    directory = Path(data_dir) if data_dir is not None else default_data_dir()
+    try:
+        find_idx_files(spec.name, directory)
+    except DatasetNotFound as error:
+        raise DatasetUnavailable("dataset.name", f"the server cannot find {error}") from None
+
+
 class DatasetCorrupt(ValueError):
     """An IDX file's content differs from the data set's known sha256."""
 

@@ -81,7 +81,8 @@ def _start_coordinates(starts_dot: np.ndarray) -> np.ndarray:
     """Coordinates ``B`` of the starting points in an orthonormal basis of their span (B B^T = S)."""
     values, vectors = np.linalg.eigh(starts_dot)
     keep = values > RANK_TOLERANCE * max(values.max(), 0.0)
-    return vectors[:, keep] * np.sqrt(values[keep])
+    coordinates: np.ndarray = vectors[:, keep] * np.sqrt(values[keep])
+    return coordinates
 
 
 def _random_steps_gram(
@@ -133,7 +134,8 @@ def variance_ratios(dot: np.ndarray) -> np.ndarray:
     centering = np.eye(n) - 1.0 / n
     values = np.clip(np.linalg.eigvalsh(centering @ dot @ centering)[..., ::-1], 0.0, None)
     total = values.sum(axis=-1, keepdims=True)
-    return np.divide(values, total, out=np.zeros_like(values), where=total > 0)
+    out: np.ndarray = np.divide(values, total, out=np.zeros_like(values), where=total > 0)
+    return out
 
 
 def straightness(dot: np.ndarray) -> float:
@@ -147,7 +149,8 @@ def _straightness(dot: np.ndarray) -> np.ndarray:
     steps = np.sqrt(np.clip(diag[:, 1:] + diag[:, :-1] - 2 * consecutive, 0.0, None))
     displacement = np.sqrt(np.clip(diag[:, 0] + diag[:, -1] - 2 * dot[:, 0, -1], 0.0, None))
     path = steps.sum(axis=1)
-    return np.divide(displacement, path, out=np.ones_like(path), where=path > 0)
+    out: np.ndarray = np.divide(displacement, path, out=np.ones_like(path), where=path > 0)
+    return out
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ class WalkNull:
 
     def cumulative(self, k: int) -> np.ndarray:
         """Share of the variance of the top ``k`` components, per sample."""
-        return self.ratios[:, : min(k, self.ratios.shape[1])].sum(axis=1)
+        out: np.ndarray = self.ratios[:, : min(k, self.ratios.shape[1])].sum(axis=1)
+        return out
 
 
 def walk_null(
@@ -217,12 +221,13 @@ def sign_flip_norms(
     m = chunk_dot.shape[0]
     signs = _rng(seed).choice(np.array([-1.0, 1.0]), size=(samples, m))
     squared = np.einsum("si,ij,sj->s", signs, chunk_dot, signs)
-    return np.sqrt(np.clip(squared, 0.0, None)) / count
+    out: np.ndarray = np.sqrt(np.clip(squared, 0.0, None)) / count
+    return out
 
 
 def sign_flip_band(chunk_dot: np.ndarray, count: int, **kwargs: int) -> Band:
     """95% band of the full-batch gradient norm under the sign-flip null (see :func:`sign_flip_norms`)."""
-    return band(sign_flip_norms(chunk_dot, count, **kwargs))  # type: ignore[arg-type]
+    return band(sign_flip_norms(chunk_dot, count, **kwargs))
 
 
 def coefficient_of_variation(values: np.ndarray) -> float:
@@ -235,7 +240,8 @@ def pairwise(dot: np.ndarray) -> np.ndarray:
     diag = np.diag(dot)
     squared = diag[:, None] + diag[None, :] - 2 * dot
     i, j = np.triu_indices(dot.shape[0], 1)
-    return np.sqrt(np.clip(squared[i, j], 0.0, None))
+    out: np.ndarray = np.sqrt(np.clip(squared[i, j], 0.0, None))
+    return out
 
 
 def gaussian_spread(

@@ -20,6 +20,7 @@ from weightspace.adapters.idempotency import Created
 from weightspace.adapters.maintenance import Maintenance
 from weightspace.adapters.settings import Settings
 from weightspace.adapters.tokens import authenticate
+from weightspace.data import DatasetUnavailable, check_available
 from weightspace.snapshots import ObjectStore
 from weightspace.spec import ExperimentSpec
 from weightspace.vocabulary import Queue
@@ -130,10 +131,24 @@ class Submission:
         request: object,
         specs: Sequence[ExperimentSpec],
         build: Callable[[], Created],
+        *,
+        dataset_field: str | None = None,
     ) -> tuple[Created, bool]:
         """Insert what ``build`` makes, once per ``Idempotency-Key`` and ``request`` (the body,
-        with the queue), if ``specs`` pass the limits; returns it and whether it is new (only
-        then is it enqueued)."""
+        with the queue), if ``specs`` pass the limits and their data sets can be found here
+        (else 422 naming ``dataset.name``, or ``dataset_field``); returns it and whether it is
+        new (only then is it enqueued)."""
+        for spec in specs:
+            try:
+                check_available(
+                    spec.dataset,
+                    self.settings.data_dir,
+                    allow_download=self.settings.allow_download,
+                )
+            except DatasetUnavailable as error:
+                if dataset_field is not None:
+                    error.field = dataset_field
+                raise
         payload = {"request": request, "queue": self.queue}
         return idempotency.create_once(
             self.session,

@@ -19,6 +19,7 @@ from weightspace.adapters.experiments import Conflict, InvalidQuery, NotFound
 from weightspace.adapters.gram_store import DamagedSnapshot
 from weightspace.adapters.idempotency import KeyReused
 from weightspace.adapters.limits import OverBudget, QuotaExceeded
+from weightspace.data import DatasetUnavailable
 from weightspace.errors import InvalidField
 from weightspace.snapshots import StoreUnavailable
 from weightspace_service.protocol import allowed_methods
@@ -128,6 +129,11 @@ def install(app: FastAPI) -> None:
             f"{field}: {exc}",
             [FieldError(field=field, message=str(exc))],
         )
+
+    @app.exception_handler(DatasetUnavailable)
+    async def _no_data(request: Request, exc: DatasetUnavailable) -> JSONResponse:
+        errors = [FieldError(field=exc.field, message=str(exc))]
+        return problem_response(request, 422, "Data set unavailable", f"{exc.field}: {exc}", errors)
 
     @app.exception_handler(OverBudget)
     async def _over_budget(request: Request, exc: OverBudget) -> JSONResponse:

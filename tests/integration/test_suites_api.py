@@ -60,11 +60,10 @@ def test_a_suite_submits_four_experiments_and_reports_when_done(client: TestClie
         "url": None,
         "files": [],
     }
-    assert [e["role"] for e in suite["experiments"]] == [
-        "trajectory",
-        "independent-inits",
-        "shared-init",
-        "pretrained-clones",
+    roles = ["trajectory", "independent-inits", "shared-init", "pretrained-clones"]
+    assert suite["seeds"] == 3  # the quick preset's default: three replicates
+    assert [(e["role"], e["replicate"]) for e in suite["experiments"]] == [
+        (role, k) for k in range(3) for role in roles
     ]
     experiment = suite["experiments"][0]["experiment"]
     assert (
@@ -79,3 +78,25 @@ def test_a_suite_submits_four_experiments_and_reports_when_done(client: TestClie
     assert client.get(f"/suites/{suite['id']}/report/..%2F..%2Fetc").status_code in (404, 422)
     assert client.get(f"/suites/{suite['id']}/report/evil.exe").status_code == 422
     assert client.get(f"/suites/{uuid.uuid4()}").status_code == 404
+
+
+def test_specs_whose_data_the_server_lacks_are_refused_at_submit(
+    tmp_path: Path, migrated_postgres_url: str
+) -> None:
+    settings = Settings(
+        home=tmp_path, database_url=migrated_postgres_url, data_dir=tmp_path / "no-data"
+    )
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        before = client.get("/experiments").json()["items"]
+        spec = {"dataset": {"name": "mnist"}, "model": {"kind": "mlp"}, "epochs": 1}
+        missing = client.post("/experiments", json=spec)
+        assert missing.status_code == 422, missing.text
+        assert missing.json()["errors"][0]["field"] == "dataset.name"
+        assert "WEIGHTSPACE_DATA_DIR" in missing.json()["detail"]
+        spec["dataset"] = {"name": "digits", "train_size": 2000}
+        too_big = client.post("/experiments", json=spec)
+        assert too_big.status_code == 422
+        assert too_big.json()["errors"][0]["field"] == "dataset.train_size"
+        suite = client.post("/suites", json={"preset": "quick", "dataset": "mnist", "seeds": 2})
+        assert suite.status_code == 422 and suite.json()["errors"][0]["field"] == "dataset"
+        assert client.get("/experiments").json()["items"] == before  # nothing was created

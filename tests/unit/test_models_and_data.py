@@ -205,3 +205,14 @@ def test_digits_split_is_fixed() -> None:
     assert a.x_train.shape == (1347, 1, 8, 8) and a.x_test.shape == (450, 1, 8, 8)
     b = load_dataset(DatasetSpec(name="digits", train_size=100))
     assert torch.equal(a.x_train[:100], b.x_train)
+
+
+def test_a_spec_whose_data_the_server_lacks_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(data.DatasetUnavailable) as info:
+        data.check_available(DatasetSpec(name="mnist"), tmp_path / "empty")
+    assert info.value.field == "dataset.name" and "WEIGHTSPACE_DATA_DIR" in str(info.value)
+    data.check_available(DatasetSpec(name="mnist"), tmp_path / "empty", allow_download=True)
+    with pytest.raises(data.DatasetUnavailable) as too_big:
+        data.check_available(DatasetSpec(name="digits", train_size=2000))
+    assert too_big.value.field == "dataset.train_size" and "1347" in str(too_big.value)
+    data.check_available(DatasetSpec(name="digits", train_size=1347))

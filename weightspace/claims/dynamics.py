@@ -105,7 +105,12 @@ def claim_flat_regions(trajectory: ExperimentResult | None) -> Claim:
                 f"sign-flip null: the norm of the sum of the {final['chunks']} chunk gradients "
                 "with random signs, i.e. what the gradient is when its expectation is zero "
                 "(a critical point)",
-                Band(*final["null_band"], final["null_mean"], final["null_samples"]),
+                Band(
+                    low=float(final["null_band"][0]),
+                    high=float(final["null_band"][1]),
+                    mean=float(final["null_mean"]),
+                    samples=int(final["null_samples"]),
+                ),
             ),
         ),
         Test(

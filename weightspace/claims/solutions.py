@@ -149,8 +149,8 @@ def claim_equidistant(
     short = [
         r
         for r in SPREAD_ROLES
-        if results.get(r) is None or len(results[r].run_indices()) < MIN_RUNS
-    ]  # type: ignore[union-attr]
+        if (found := results.get(r)) is None or len(found.run_indices()) < MIN_RUNS
+    ]
     if short:
         return not_measured(
             claim, f"experiments 2, 3 and 4 each need {MIN_RUNS} or more runs ({', '.join(short)})"
@@ -183,7 +183,5 @@ def claim_equidistant(
                     ),
                 )
             )
-    measured["across experiments"] = _spread_across(
-        {r: measured[r] for r in SPREAD_ROLES}  # type: ignore[misc]
-    )
+    measured["across experiments"] = _spread_across({r: measured[r] for r in SPREAD_ROLES})
     return Claim(claim.id, claim.paper, claim.statement, claim.rule, tests, measured)

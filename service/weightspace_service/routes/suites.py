@@ -101,6 +101,7 @@ def create_suite(body: SuiteIn, submission: SubmissionDep) -> JSONResponse:
         lambda: usecases.new_suite(
             submission.principal, body.preset, body.dataset, submission.queue, seeds
         ),
+        dataset_field="dataset",
     )
     if created:
         submission.enqueue(suite.experiments)
