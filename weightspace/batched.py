@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.func import functional_call, grad_and_value, vmap
-from torch.nn import functional as F
 
 from weightspace.data import Dataset
 from weightspace.models import draw_mask, dropout_widths
+from weightspace.objective import cross_entropy, make_optimizer, one_hot
 from weightspace.spec import ExperimentSpec, RunPlan
 
 if TYPE_CHECKING:
@@ -49,8 +49,6 @@ class ReplicaStack:
         plans: Sequence[RunPlan],
         replicas: Sequence[Replica],
     ) -> None:
-        from weightspace.training import make_optimizer
-
         self.spec = spec
         self.data = data
         self.slots = len(plans)
@@ -68,11 +66,11 @@ class ReplicaStack:
         self,
         params: dict[str, torch.Tensor],
         x: torch.Tensor,
-        y: torch.Tensor,
+        targets: torch.Tensor,
         masks: list[torch.Tensor],
     ) -> torch.Tensor:
         logits = functional_call(self.template, params, (x,), {"masks": masks})
-        return F.cross_entropy(logits, y)
+        return cross_entropy(logits, targets).mean()
 
     # ------------------------------------------------------------------ in and out of the stack
 
@@ -139,7 +137,8 @@ class ReplicaStack:
             index = order[:, i : i + batch]
             masks = self._masks(by_slot, due, index.shape[1])
             params = dict(zip(self.names, self.params, strict=True))
-            grads, losses = self._step(params, x[index], y[index], masks)
+            targets = one_hot(y[index], self.data.num_classes)
+            grads, losses = self._step(params, x[index], targets, masks)
             for stacked, name in zip(self.params, self.names, strict=True):
                 stacked.grad = grads[name]
             self.optimizer.step()

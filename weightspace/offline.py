@@ -22,7 +22,7 @@ from weightspace import landscape
 from weightspace.analysis import gram
 from weightspace.claims import ExperimentResult
 from weightspace.data import Dataset, load_dataset
-from weightspace.presets import load_preset, preset_names
+from weightspace.presets import load_preset, preset_names, with_epochs
 from weightspace.report import render_report, write_report
 from weightspace.reproduction import Replicate, assemble, evaluate_replicate
 from weightspace.snapshots import (
@@ -69,9 +69,11 @@ def reproduce(
     data_dir: Path | None = None,
     snapshots: Path | None = None,
     seeds: int = 1,
+    epochs: int | None = None,
 ) -> dict[str, str]:
     """Train the preset's experiments named in ``roles`` ``seeds`` times (replicates with derived
-    seeds), write the report to ``out``; return its meta."""
+    seeds), write the report to ``out``; return its meta. ``epochs`` shortens (or lengthens) the
+    preset, its proportions kept (:func:`weightspace.presets.with_epochs`)."""
 
     @cache
     def data_for(spec: DatasetSpec) -> Dataset:
@@ -83,6 +85,8 @@ def reproduce(
     loaded = load_preset(preset, dataset)
     for replicate in range(seeds):
         loaded = load_preset(preset, dataset, replicate)
+        if epochs is not None:
+            loaded = with_epochs(loaded, epochs)
         results: dict[str, ExperimentResult | None] = dict.fromkeys(ROLES)
         for index, experiment in enumerate(loaded.experiments):
             if experiment.role not in roles:
@@ -138,6 +142,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=1, help="replicates with derived seeds (K)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        help="epochs in all instead of the preset's (pretraining and snapshot interval scaled "
+        "alike): for dry runs and time-boxed machines",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the report folder")
     parser.add_argument(
         "--snapshots", type=Path, help="snapshot directory (default: OUT/snapshots)"
@@ -157,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         data_dir=args.data_dir,
         snapshots=args.snapshots,
         seeds=args.seeds,
+        epochs=args.epochs,
     )
     print("\n".join(f"{k}: {v}" for k, v in meta.items()))
     print(f"report: {args.out / 'index.html'}")

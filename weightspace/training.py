@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from weightspace import determinism
 from weightspace.capture import CaptureWriter
@@ -45,6 +44,7 @@ from weightspace.models import (
     parameter_layout,
     set_noise_generator,
 )
+from weightspace.objective import cross_entropy, make_optimizer, one_hot
 from weightspace.snapshots import Snapshot, TrainState
 from weightspace.spec import ExperimentSpec, RunPlan, plan_runs
 
@@ -85,28 +85,10 @@ def evaluate(
         for i in range(0, len(y), batch):
             logits = model(x[i : i + batch])
             target = y[i : i + batch]
-            loss += F.cross_entropy(logits, target, reduction="sum").double()
+            loss += cross_entropy(logits, one_hot(target, logits.shape[-1])).sum().double()
             correct += (logits.argmax(1) == target).sum()
     model.train(was_training)
     return loss.item() / len(y), correct.item() / len(y)
-
-
-def make_optimizer(spec: ExperimentSpec, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
-    opt = spec.optimizer
-    if opt.name == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=opt.lr,
-            momentum=opt.momentum,
-            nesterov=opt.nesterov,
-            weight_decay=opt.weight_decay,
-        )
-    return torch.optim.Adam(
-        params,
-        lr=opt.lr,
-        betas=(opt.betas[0], opt.betas[1]),
-        weight_decay=opt.weight_decay,
-    )
 
 
 def _optimizer_buffers(optimizer: torch.optim.Optimizer) -> dict[str, np.ndarray]:
@@ -288,7 +270,8 @@ class Trainer:
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         for i in range(0, len(y), batch):
             index = order[i : i + batch]
-            loss = F.cross_entropy(run.model(x[index]), y[index])
+            targets = one_hot(y[index], self.data.num_classes)
+            loss = cross_entropy(run.model(x[index]), targets).mean()
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             run.optimizer.step()

@@ -8,7 +8,7 @@ validated :class:`~weightspace.spec.ExperimentSpec` objects for the data set ask
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
@@ -84,3 +84,28 @@ def load_preset(name: str, dataset: str | None = None, replicate: int = 0) -> Pr
     return Preset(
         raw["name"], raw["description"], dataset, tuple(experiments), int(raw.get("seeds", 1))
     )
+
+
+def with_epochs(preset: Preset, epochs: int) -> Preset:
+    """The preset shortened (or lengthened) to ``epochs`` epochs in all, its proportions kept.
+
+    Pretraining and the snapshot interval are scaled alike (each at least 1 where the preset
+    has them), for dry runs and machines lent for a fixed time; the report states the specs.
+    """
+    if epochs < 2:
+        raise ValueError("a preset needs at least 2 epochs (pretraining plus one)")
+    experiments = []
+    for experiment in preset.experiments:
+        spec = experiment.spec
+        scale = epochs / spec.final_epoch
+        pretrain = min(max(1, round(spec.pretrain_epochs * scale)), epochs - 1)
+        pretrain = pretrain if spec.pretrain_epochs else 0
+        fields = {
+            **spec.model_dump(),
+            "pretrain_epochs": pretrain,
+            "epochs": epochs - pretrain,
+            "snapshot_every": max(1, round(spec.snapshot_every * scale)),
+        }
+        scaled = ExperimentSpec.model_validate(fields)
+        experiments.append(PresetExperiment(experiment.role, experiment.title, scaled))
+    return replace(preset, experiments=tuple(experiments))
