@@ -103,7 +103,9 @@ class _Recorder:
                     damaged=None,
                 )
             )
-            run.epoch = snapshot.epoch
+            # Captures are stored from the trainer's writer thread, after progress() may already
+            # have reported a later epoch: the latest completed epoch never goes back.
+            run.epoch = max(run.epoch or 0, snapshot.epoch)
             run.metrics = dict(snapshot.metrics)
             run.environment = dict(snapshot.environment)
             previous, run.state_key, run.state_epoch = run.state_key, key, state.epoch
