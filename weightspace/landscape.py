@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from weightspace import nulls
 from weightspace.claims.base import BarrierReport, ExperimentResult, LineBetween, LineLoss
 from weightspace.data import Dataset
 from weightspace.models import build_model, load_flat_parameters
+from weightspace.objective import cross_entropy, one_hot
 from weightspace.spec import ExperimentSpec, ModelSpec, derive_seed
 from weightspace.training import evaluate
 
@@ -188,7 +188,9 @@ def gradient_norms(
         total = torch.zeros(sum(p.numel() for p in weights), dtype=torch.float64, device=x.device)
         for i in range(0, len(index), GRADIENT_BATCH):
             part = index[i : i + GRADIENT_BATCH]
-            loss = F.cross_entropy(model(x[part]), y[part], reduction="sum")
+            # The trainer's loss: deterministic on CUDA too (captures run in deterministic mode).
+            logits = model(x[part])
+            loss = cross_entropy(logits, one_hot(y[part], logits.shape[-1])).sum()
             grads = torch.autograd.grad(loss, weights)
             total += torch.cat([g.reshape(-1) for g in grads]).double()
         sums.append(total.cpu().numpy())
