@@ -4,6 +4,9 @@ Every function takes plain data (:class:`~weightspace.claims.ExperimentResult`,
 :class:`~weightspace.claims.LineLoss`) and returns a :class:`matplotlib.figure.Figure`;
 :func:`render` turns one into SVG or PNG bytes with the Agg/SVG backends. Axes say their units;
 PCA axes say the share of variance their component explains.
+
+Why one module of ~450 lines: one short function per figure of the report, all alike (plain
+data in, a Figure out); splitting them would scatter the shared styling helpers.
 """
 
 from __future__ import annotations
@@ -411,8 +414,9 @@ def gradient_norms(result: ExperimentResult) -> Figure:
     """Claim 1: the full-batch gradient norm at every snapshot of the first run, beside its
     sign-flip null band (what the norm is at a critical point)."""
     run = next(iter(result.run_indices().values()))
-    records = [(result.epochs[i], result.gradient(i)) for i in run]
-    records = [(e, g) for e, g in records if g is not None]
+    records = [
+        (result.epochs[i], gradient) for i in run if (gradient := result.gradient(i)) is not None
+    ]
     if not records:
         raise FigureUnavailable(f"{result.title}: no gradient norms were recorded")
     epochs = np.array([e for e, _ in records], dtype=float)

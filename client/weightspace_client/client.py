@@ -1,4 +1,9 @@
-"""A typed, synchronous HTTP client of the weightspace REST API (httpx only: no torch or numpy)."""
+"""A typed, synchronous HTTP client of the weightspace REST API (httpx only: no torch or numpy).
+
+Why one module of ~750 lines: one class with one method per API operation (as httpx-based SDKs
+are laid out), so the whole contract reads in one place; retries, uploads' safetensors
+encoding and the torch callback live in their own modules.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ from weightspace_client.types import (
     REPORT_TERMINAL_STATUSES,
     TERMINAL_STATUSES,
     Analysis,
+    Barriers,
+    BarriersPending,
     Claims,
     Distances,
     Experiment,
@@ -681,6 +688,13 @@ class WeightspaceClient:
     def trajectory(self, experiment_id: str) -> Trajectory:
         """Per run and snapshot: metrics, step and path length, displacement, straightness."""
         return cast(Trajectory, self._get(f"{_experiment_path(experiment_id)}/trajectory"))
+
+    def barriers(self, experiment_id: str) -> Barriers | BarriersPending:
+        """Loss barriers between the final solutions (``status`` "queued" while a worker
+        computes them: ask again after a while)."""
+        return cast(
+            Barriers | BarriersPending, self._get(f"{_experiment_path(experiment_id)}/barriers")
+        )
 
 
 def _idempotent(key: str | None) -> dict[str, str]:

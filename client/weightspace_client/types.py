@@ -3,6 +3,9 @@
 They mirror ``service/schemas.py`` (see ``openapi/openapi.json``). Keys marked ``NotRequired``
 may be absent; every other key is present, possibly ``null``. Timestamps are ISO 8601 strings
 and ids are UUID strings.
+
+Why one module of ~430 lines: one TypedDict per response schema of openapi/openapi.json,
+declarations only, mapped in OPENAPI_SCHEMAS and checked against the document by a test.
 """
 
 from __future__ import annotations
@@ -154,6 +157,16 @@ class Distances(TypedDict):
     distance_from_init: list[float]  # per run, from its own first snapshot
 
 
+class Gradient(TypedDict):
+    """The full-batch train gradient at a snapshot, beside its sign-flip null band."""
+
+    norm: float  # of the mean train loss (dropout off)
+    norm_with_weight_decay: float  # of the objective SGD minimises
+    null_band: list[float]  # 95% band of norm_with_weight_decay at a critical point
+    null_band_without_weight_decay: list[float]
+    chunks: int
+
+
 class TrajectoryPoint(TypedDict):
     epoch: int
     metrics: Metrics
@@ -162,6 +175,9 @@ class TrajectoryPoint(TypedDict):
     displacement: float  # from the run's first snapshot
     distance_from_origin: float
     straightness: float  # displacement / path_length (1.0 where the path length is 0)
+    distance_per_epoch: float | None  # since the previous snapshot (None at the first)
+    loss_change_per_epoch: float | None
+    gradient: Gradient | None  # None where it was not measured
 
 
 class RunTrajectory(TypedDict):
@@ -218,7 +234,7 @@ class PresetList(TypedDict):
 
 class SuiteExperiment(TypedDict):
     role: str
-    replicate: int  # its seed index in the suite
+    replicate: NotRequired[int]  # its seed index in the suite (0 when absent)
     experiment: Experiment
 
 
@@ -235,7 +251,7 @@ class Suite(TypedDict):
     id: str
     preset: str
     dataset: str
-    seeds: int  # replicates of the four experiments, each with its own derived seeds
+    seeds: NotRequired[int]  # replicates of the four experiments (1 when absent)
     status: Status  # of the experiments together: failed if any failed, once all have ended
     created_at: str
     experiments: list[SuiteExperiment]
@@ -247,24 +263,24 @@ class ClaimReference(TypedDict):
 
     description: str
     band: list[float]
-    bands: list[list[float]]  # each seed's
+    bands: NotRequired[list[list[float]]]  # each seed's
     mean: float
     samples: int
 
 
-class ClaimTest(TypedDict, total=False):
+class ClaimTest(TypedDict):
     """One statistic of a claim over the seeds, beside its null's or control's band."""
 
     name: str
     description: str
-    direction: str  # "above" or "below": where the claim puts it relative to the band
+    direction: Literal["above", "below"]  # where the claim puts it relative to the band
     bound: float | None
     value: float | None  # mean over the seeds
     interval: list[float] | None  # 95% interval of the mean
     values: list[float | None]
-    null: ClaimReference
-    control: ClaimReference
-    tolerance: ClaimReference
+    null: NotRequired[ClaimReference | None]
+    control: NotRequired[ClaimReference | None]
+    tolerance: NotRequired[ClaimReference | None]
     passed: int  # seeds beyond the band
     seeds: int
 
@@ -275,7 +291,7 @@ class ClaimStability(TypedDict):
     verdicts: dict[str, int]
 
 
-class Claim(TypedDict, total=False):
+class Claim(TypedDict):
     """One of the paper's claims, checked against a reproduction over K seeds."""
 
     id: str  # 1, 2a, 2b, 3, 4, 5
@@ -286,13 +302,13 @@ class Claim(TypedDict, total=False):
     verdict: Verdict  # the majority over the seeds
     stability: ClaimStability
     seed_verdicts: list[str]
-    statistic: str | None
-    value: float | None
-    interval: list[float] | None
-    values: list[float | None] | None
-    null: ClaimReference | None
-    control: ClaimReference | None
-    tolerance: ClaimReference | None
+    statistic: NotRequired[str | None]
+    value: NotRequired[float | None]
+    interval: NotRequired[list[float] | None]
+    values: NotRequired[list[float | None] | None]
+    null: NotRequired[ClaimReference | None]
+    control: NotRequired[ClaimReference | None]
+    tolerance: NotRequired[ClaimReference | None]
     tests: list[ClaimTest]
     measured: dict[str, Any]  # more figures (the first seed's)
     note: str
@@ -340,7 +356,48 @@ class Analysis(TypedDict):
     links: dict[str, str]
 
 
+class SnapshotRef(TypedDict):
+    run: int
+    epoch: int
+
+
+class Line(TypedDict):
+    """Loss along the straight line between two parameter vectors (dropout off)."""
+
+    alphas: list[float]
+    train_loss: list[float]
+    test_loss: list[float]
+
+
+class BarrierLine(TypedDict):
+    kind: Literal["pair", "control"]  # two final solutions, or a run's line to its own past
+    a: SnapshotRef
+    b: SnapshotRef
+    distance: float
+    train_barrier: float  # max over the line of loss minus the ends' linear interpolation
+    test_barrier: float
+    disagreement: float  # share of test images the two ends classify differently
+    line: Line
+
+
+class Barriers(TypedDict):
+    experiment_id: str
+    status: Literal["ready"]
+    lines: list[BarrierLine]
+
+
+class BarriersPending(TypedDict):
+    experiment_id: str
+    status: Literal["queued"]
+    detail: str
+
+
 OPENAPI_SCHEMAS: dict[str, str] = {
+    "SnapshotRef": "SnapshotRef",
+    "Line": "LineOut",
+    "BarrierLine": "BarrierLineOut",
+    "Barriers": "BarriersOut",
+    "BarriersPending": "BarriersPending",
     "JointSnapshot": "JointSnapshot",
     "JointPCA": "JointPCA",
     "JointDistances": "JointDistances",
@@ -358,6 +415,7 @@ OPENAPI_SCHEMAS: dict[str, str] = {
     "PCAPoint": "PCAPoint",
     "PCA": "PCAOut",
     "Distances": "DistancesOut",
+    "Gradient": "GradientOut",
     "TrajectoryPoint": "TrajectoryPoint",
     "RunTrajectory": "RunTrajectory",
     "Trajectory": "TrajectoryOut",
@@ -369,6 +427,9 @@ OPENAPI_SCHEMAS: dict[str, str] = {
     "SuiteExperiment": "SuiteExperiment",
     "SuiteReport": "SuiteReport",
     "Suite": "SuiteOut",
+    "ClaimReference": "ReferenceOut",
+    "ClaimTest": "ClaimTestOut",
+    "ClaimStability": "Stability",
     "Claim": "ClaimOut",
     "Claims": "ClaimsOut",
 }

@@ -1,4 +1,8 @@
-"""Response bodies of the API (requests are the core's ExperimentSpec itself)."""
+"""Response bodies of the API (requests are the core's ExperimentSpec itself).
+
+Why one module of ~630 lines: declarations only (one pydantic model per request and response
+body, the OpenAPI document's components), kept together so the contract reads in one place.
+"""
 
 from __future__ import annotations
 
