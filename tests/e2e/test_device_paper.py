@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def test_device_script_dry_run_on_the_cpu(tmp_path: Path) -> None:
         "WEIGHTSPACE_PAPER_DATASET": "digits",
         "WEIGHTSPACE_PAPER_BUDGET_S": str(BUDGET_S),
         "WEIGHTSPACE_PAPER_WORK": str(tmp_path / "work"),
-        "PYTHON": os.environ.get("PYTHON", "python"),
+        # This interpreter (the venv's, with torch): `python` on PATH may be another one.
+        "PYTHON": os.environ.get("PYTHON", sys.executable),
     }
     done = subprocess.run(
         ["bash", "scripts/device-paper.sh"],
