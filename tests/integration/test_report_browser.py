@@ -85,7 +85,7 @@ def _run_chromium(chromium: str, profile: Path, *args: str) -> subprocess.Comple
 def test_every_figure_loads_in_chromium(tmp_path: Path) -> None:
     chromium = _chromium()
     reproduction = build_reproduction()
-    files = render_report(reproduction.results, reproduction.line, meta=reproduction.meta)
+    files = render_report(reproduction.core)
     write_report(files, tmp_path / "report")
     with _serve(tmp_path / "report") as base:
         url = base + "index.html"
