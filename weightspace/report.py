@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from weightspace import figures
 from weightspace.claims import BarrierReport, ExperimentResult, LineLoss
 from weightspace.reproduction import Reproduction
-from weightspace.vocabulary import ROLES
+from weightspace.vocabulary import EXPERIMENT_NUMBERS, ROLES
 
 FIGURE_NAMES = (
     "fig1-trajectory-pca",
@@ -49,8 +49,12 @@ REPORT_FILES_PATTERN = re.compile(r"[a-z0-9-]+\.(?:svg|png|html|json)")
 MAX_LIST_ITEMS = 6
 PANELS = {
     "independent-inits": "experiment 2, each run from its own initialisation",
-    "shared-init": "experiment 3, all runs from one initialisation, each with its own data order",
+    "shared-init": "experiment 3, all runs from one initialisation, each with its own data order "
+    "(dropout masks shared)",
+    "shared-init-masks": "experiment 3b, all runs from one initialisation, each with its own data "
+    "order and its own dropout masks",
 }
+SIDES = {1: ("Shown",), 2: ("Left", "Right"), 3: ("Left", "Middle", "Right")}
 VERDICT_CLASSES = {
     "supported": "supported",
     "not supported": "not-supported",
@@ -88,18 +92,18 @@ def _plan(
     barriers: Mapping[str, BarrierReport | None],
 ) -> list[_Figure]:
     trajectory = results.get("trajectory")
-    pair = _present(results, ("independent-inits", "shared-init"))
+    pair = _present(results, tuple(PANELS))
     clones = results.get("pretrained-clones")
     everything = _present(results, ROLES)
-    three = _present(results, ROLES[1:])
+    solutions = _present(results, ROLES[1:])
     reports = [
-        (f"experiment {ROLES.index(role) + 1} ({role})", report)
+        (f"experiment {EXPERIMENT_NUMBERS[role]} ({role})", report)
         for role, report in barriers.items()
         if report is not None
     ]
 
     described = [PANELS[role] for role in PANELS if results.get(role) is not None]
-    sides = ("Left", "Right") if len(described) == 2 else ("Shown",)
+    sides = SIDES.get(len(described), ("Shown",))
     panels = " ".join(f"{side}: {text}." for side, text in zip(sides, described, strict=False))
 
     def unless(missing: Sequence[str], caption: str) -> str:
@@ -121,13 +125,13 @@ def _plan(
             "fig2-joint-pca",
             "Fig. 2: runs from different and from identical initialisations, joint PCA",
             unless(
-                _absent(results, ("independent-inits", "shared-init")),
+                _absent(results, tuple(PANELS)),
                 panels
                 + " Each panel is one PCA of all that experiment's snapshots; circles mark starts, "
                 "stars the last snapshots.",
             ),
             partial(figures.joint_pca, pair) if pair else None,
-            "experiments 2 and 3 did not finish",
+            "experiments 2, 3 and 3b did not finish",
         ),
         _Figure(
             "fig3-clones-pca",
@@ -153,11 +157,11 @@ def _plan(
             "Distances between the final solutions",
             unless(
                 _absent(results, ROLES[1:]),
-                "For experiments 2, 3 and 4: euclidean distance between every pair of final "
+                "For experiments 2, 3, 3b and 4: euclidean distance between every pair of final "
                 "solutions, and each solution's distance from the origin |w| beside its run.",
             ),
-            partial(figures.distance_heatmaps, three) if three else None,
-            "experiments 2, 3 and 4 did not finish",
+            partial(figures.distance_heatmaps, solutions) if solutions else None,
+            "experiments 2, 3, 3b and 4 did not finish",
         ),
         _Figure(
             "line-loss",
@@ -190,7 +194,8 @@ def _plan(
             "no barriers were computed (experiments 2-4 did not finish)",
         ),
     ]
-    for number, role in enumerate(ROLES, start=1):
+    for role in ROLES:
+        number = EXPERIMENT_NUMBERS[role]
         result = results.get(role)
         plan.append(
             _Figure(
@@ -410,7 +415,8 @@ def _figure_html(figure: _Figure) -> str:
 
 def _specs_html(results: Mapping[str, ExperimentResult | None]) -> str:
     blocks = []
-    for number, role in enumerate(ROLES, start=1):
+    for role in ROLES:
+        number = EXPERIMENT_NUMBERS[role]
         result = results.get(role)
         if result is None:
             blocks.append(

@@ -1,6 +1,6 @@
 """One reproduction of the paper, assembled the same way offline and by the report job.
 
-A reproduction is K replicates of the preset's four experiments, replicate k trained with global
+A reproduction is K replicates of the preset's experiments, replicate k trained with global
 seeds derived from the preset's (:func:`weightspace.presets.load_preset`, ``replicate=k``). Per
 replicate, :func:`evaluate_replicate` evaluates the straight line of experiment 1 (claim 2a), the
 barriers of experiments 2-4 (claim 4), the untrained-initialisation controls (claim 5) and the
@@ -34,14 +34,14 @@ from weightspace.data import Dataset
 from weightspace.spec import ExperimentSpec
 from weightspace.vocabulary import ROLES
 
-BARRIER_ROLES = ("independent-inits", "shared-init", "pretrained-clones")
+BARRIER_ROLES = ("independent-inits", "shared-init", "shared-init-masks", "pretrained-clones")
 DataFor = Callable[[ExperimentSpec], Dataset]
 BarriersFor = Callable[[ExperimentResult], BarrierReport]
 
 
 @dataclass(frozen=True)
 class Replicate:
-    """One replicate (seed index ``seed``) of the four experiments and what was evaluated on it."""
+    """One replicate (seed index ``seed``) of the experiments and what was evaluated on it."""
 
     seed: int
     results: Mapping[str, ExperimentResult | None]

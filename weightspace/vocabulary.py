@@ -35,9 +35,21 @@ DATASET_NAMES: tuple[DatasetName, ...] = get_args(DatasetName)
 PresetName = Literal["quick", "paper"]
 PRESET_NAMES: tuple[PresetName, ...] = get_args(PresetName)
 
-#: The paper's four experiments, as every preset defines them.
-Role = Literal["trajectory", "independent-inits", "shared-init", "pretrained-clones"]
+#: The paper's experiments, as every preset defines them. Experiment 3 comes twice: with the
+#: runs' dropout masks shared (the shuffle order alone varies) and, as 3b, with each run's own
+#: masks as well (order and masks vary, as in the paper's setting).
+Role = Literal[
+    "trajectory", "independent-inits", "shared-init", "shared-init-masks", "pretrained-clones"
+]
 ROLES: tuple[Role, ...] = get_args(Role)
+#: How the report numbers each experiment (the paper's 1-4, and 3b).
+EXPERIMENT_NUMBERS: dict[Role, str] = {
+    "trajectory": "1",
+    "independent-inits": "2",
+    "shared-init": "3",
+    "shared-init-masks": "3b",
+    "pretrained-clones": "4",
+}
 
 
 def describe(values: tuple[str, ...]) -> str:

@@ -214,13 +214,13 @@ REPORT_TERMINAL_STATUSES: frozenset[str] = frozenset({"ready", "failed"})
 
 
 class PresetExperiment(TypedDict):
-    role: str  # trajectory, independent-inits, shared-init or pretrained-clones
+    role: str  # trajectory, independent-inits, shared-init, shared-init-masks or pretrained-clones
     title: str
     spec: dict[str, Any]  # the ExperimentSpec, defaults filled in
 
 
 class Preset(TypedDict):
-    """One of the paper's reproductions: its four experiment specs on one data set."""
+    """One of the paper's reproductions: its experiment specs on one data set."""
 
     name: str
     description: str
@@ -246,12 +246,12 @@ class SuiteReport(TypedDict):
 
 
 class Suite(TypedDict):
-    """A preset's four experiments, submitted together, and the report built from them."""
+    """A preset's experiments, submitted together, and the report built from them."""
 
     id: str
     preset: str
     dataset: str
-    seeds: NotRequired[int]  # replicates of the four experiments (1 when absent)
+    seeds: NotRequired[int]  # replicates of the experiments (1 when absent)
     status: Status  # of the experiments together: failed if any failed, once all have ended
     created_at: str
     experiments: list[SuiteExperiment]

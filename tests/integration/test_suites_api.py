@@ -22,12 +22,18 @@ def client(tmp_path: Path, migrated_postgres_url: str) -> Iterator[TestClient]:
         yield test_client
 
 
-def test_presets_describe_the_four_experiments(client: TestClient) -> None:
+def test_presets_describe_the_experiments(client: TestClient) -> None:
     presets = {p["name"]: p for p in client.get("/presets").json()["items"]}
     assert set(presets) == {"quick", "paper"}
     paper = presets["paper"]
     roles = [e["role"] for e in paper["experiments"]]
-    assert roles == ["trajectory", "independent-inits", "shared-init", "pretrained-clones"]
+    assert roles == [
+        "trajectory",
+        "independent-inits",
+        "shared-init",
+        "shared-init-masks",
+        "pretrained-clones",
+    ]
     specs = {e["role"]: e["spec"] for e in paper["experiments"]}
     assert (
         specs["trajectory"]["model"] == {"kind": "paper-cnn"}
@@ -40,14 +46,16 @@ def test_presets_describe_the_four_experiments(client: TestClient) -> None:
     assert (
         specs["shared-init"]["init"] == "shared"
         and specs["shared-init"]["data_order"] == "independent"
+        and specs["shared-init"]["dropout_masks"] == "shared"
     )
+    assert specs["shared-init-masks"]["dropout_masks"] == "independent"
     assert specs["pretrained-clones"]["pretrain_epochs"] == 10
     digits = client.get("/presets/quick", params={"dataset": "digits"}).json()
     assert {e["spec"]["dataset"]["name"] for e in digits["experiments"]} == {"digits"}
     assert client.get("/presets/huge").status_code == 422
 
 
-def test_a_suite_submits_four_experiments_and_reports_when_done(client: TestClient) -> None:
+def test_a_suite_submits_its_experiments_and_reports_when_done(client: TestClient) -> None:
     bad = client.post("/suites", json={"preset": "tiny"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "preset"
     response = client.post("/suites", json={"preset": "quick", "dataset": "digits"})
@@ -60,7 +68,13 @@ def test_a_suite_submits_four_experiments_and_reports_when_done(client: TestClie
         "url": None,
         "files": [],
     }
-    roles = ["trajectory", "independent-inits", "shared-init", "pretrained-clones"]
+    roles = [
+        "trajectory",
+        "independent-inits",
+        "shared-init",
+        "shared-init-masks",
+        "pretrained-clones",
+    ]
     assert suite["seeds"] == 3  # the quick preset's default: three replicates
     assert [(e["role"], e["replicate"]) for e in suite["experiments"]] == [
         (role, k) for k in range(3) for role in roles

@@ -25,6 +25,7 @@ from weightspace.report import (
     write_report,
 )
 from weightspace.reproduction import assemble, evaluate_replicate
+from weightspace.vocabulary import ROLES
 
 HOSTILE = "<script>alert('x')</script> & \"quoted\""
 VERDICTS = {"supported", "not supported", "not measured"}
@@ -113,7 +114,7 @@ def test_html_escapes_text_and_links_only_to_its_own_files(files: dict[str, byte
     assert links and all(link in files for link in links), links
     assert "http://" not in page and "https://" not in page
     assert page.count("<script>") == 1 and "document.body.dataset.images" in page
-    assert page.count("<details>") == 4 + len(CLAIM_IDS)  # the specs, and each claim's figures
+    assert page.count("<details>") == len(ROLES) + len(CLAIM_IDS)  # the specs, each claim's figures
 
 
 def test_claims_table_shows_the_claims_numbers(
@@ -134,6 +135,7 @@ def test_missing_experiments_are_skipped_and_said_so(reproduction: Reproduction)
         "trajectory": reproduction.results["trajectory"],
         "independent-inits": None,
         "shared-init": None,
+        "shared-init-masks": None,
         "pretrained-clones": None,
     }
     data = load_dataset(reproduction.results["trajectory"].spec.dataset)

@@ -67,7 +67,7 @@ class Base(DeclarativeBase):
 
 
 class Suite(Base):
-    """The paper's four experiments submitted together from a preset, and their report."""
+    """The paper's experiments submitted together from a preset, and their report."""
 
     __tablename__ = "suites"
 

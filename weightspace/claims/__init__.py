@@ -67,7 +67,7 @@ def evaluate_claims(
     barriers: Mapping[str, BarrierReport | None] | None = None,
     controls: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Claim]:
-    """Every claim from the four experiments (keyed by preset role), experiment 1's line, the
+    """Every claim from the experiments (keyed by preset role), experiment 1's line, the
     barriers of experiments 2-4 (keyed by role) and the untrained-initialisation controls."""
     barriers = barriers or {}
     trajectory = results.get("trajectory")

@@ -1,7 +1,7 @@
-"""Presets: the paper's four experiments as data (``quick`` for a CPU, ``paper`` for a GPU).
+"""Presets: the paper's experiments as data (``quick`` for a CPU, ``paper`` for a GPU).
 
 A preset file names a default data set, subset sizes per data set, a ``base`` spec shared by
-the four experiments, and each experiment's own fields. :func:`load_preset` merges them into
+the experiments, and each experiment's own fields. :func:`load_preset` merges them into
 validated :class:`~weightspace.spec.ExperimentSpec` objects for the data set asked for.
 """
 
@@ -62,7 +62,7 @@ def replicate_seed(seed: int, replicate: int) -> int:
 
 
 def load_preset(name: str, dataset: str | None = None, replicate: int = 0) -> Preset:
-    """The preset's four experiments on ``dataset`` (default: the preset's own).
+    """The preset's experiments on ``dataset`` (default: the preset's own).
 
     ``replicate`` k > 0 gives every experiment a global seed derived from its own and k, so K
     replicates repeat the suite with K independent sets of seeds.

@@ -139,7 +139,7 @@ def list_presets(
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """List the presets that reproduce the paper, with their four experiments."""
+    """List the presets that reproduce the paper, with their experiments."""
     with _client(url) as client:
         found = client.presets()
         if dataset is not None:

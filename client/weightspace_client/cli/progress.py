@@ -32,7 +32,7 @@ from weightspace_client.types import (
 )
 
 #: The roles of a suite's experiments, in the order they are shown.
-ROLES = ("trajectory", "independent-inits", "shared-init", "pretrained-clones")
+ROLES = ("trajectory", "independent-inits", "shared-init", "shared-init-masks", "pretrained-clones")
 
 
 def runs_of(client: WeightspaceClient, experiment: Experiment) -> list[Run]:

@@ -236,7 +236,7 @@ def reproduce(
             "--seeds",
             min=1,
             max=10,
-            help="Repeat the four experiments with K sets of derived seeds; the report gives "
+            help="Repeat the experiments with K sets of derived seeds; the report gives "
             "each statistic as a mean with a 95% interval and how many seeds agree "
             "(default: the preset's; quick: 3, paper: 1).",
             show_default=False,
@@ -274,7 +274,7 @@ def reproduce(
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """Reproduce the paper: run a preset's four experiments, then fetch its report and claims.
+    """Reproduce the paper: run a preset's experiments, then fetch its report and claims.
 
     Shows each experiment's progress, then waits while a worker builds the report.
     Saves the report (index.html, claims.json, figures) to --out and prints the claims table.
