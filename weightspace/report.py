@@ -54,7 +54,11 @@ PANELS = {
     "shared-init-masks": "experiment 3b, all runs from one initialisation, each with its own data "
     "order and its own dropout masks",
 }
-SIDES = {1: ("Shown",), 2: ("Left", "Right"), 3: ("Left", "Middle", "Right")}
+SIDES: dict[int, tuple[str, ...]] = {
+    1: ("Shown",),
+    2: ("Left", "Right"),
+    3: ("Left", "Middle", "Right"),
+}
 VERDICT_CLASSES = {
     "supported": "supported",
     "not supported": "not-supported",

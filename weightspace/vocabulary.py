@@ -43,7 +43,7 @@ Role = Literal[
 ]
 ROLES: tuple[Role, ...] = get_args(Role)
 #: How the report numbers each experiment (the paper's 1-4, and 3b).
-EXPERIMENT_NUMBERS: dict[Role, str] = {
+EXPERIMENT_NUMBERS: dict[str, str] = {
     "trajectory": "1",
     "independent-inits": "2",
     "shared-init": "3",
