@@ -1,5 +1,8 @@
 """Snapshot files (one safetensors object per captured parameter vector) and the stores holding them.
 
+One file on purpose (402 lines): the snapshot format, its encoding and the stores are one contract
+(keys, checksums, metadata) that every reader and writer must agree on.
+
 A snapshot object is a safetensors file with one tensor ``params`` (the flat parameter vector,
 float32, in the order of :func:`weightspace.models.parameter_layout`; for uploaded state dicts
 float32 or float64 in the order :mod:`weightspace.imports` documents, with ``source_layout``
