@@ -10,7 +10,9 @@ weight-decay term, beside its sign-flip null; :func:`init_spread` the control of
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ from torch import nn
 from weightspace import nulls
 from weightspace.claims.base import BarrierReport, ExperimentResult, LineBetween, LineLoss
 from weightspace.data import Dataset
+from weightspace.determinism import deterministic
 from weightspace.models import build_model, load_flat_parameters
 from weightspace.objective import cross_entropy, one_hot
 from weightspace.spec import ExperimentSpec, ModelSpec, derive_seed
@@ -38,6 +41,17 @@ def _model(spec: ExperimentSpec, data: Dataset, device: str | torch.device) -> n
     return model
 
 
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """Images in channels-last order: CPU convolutions with few channels run about twice as fast
+    on them (``docs/benchmarks.md``); the values are the same, the memory order differs."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+def _threads(tasks: int) -> int:
+    """Threads to spread ``tasks`` independent evaluations over: one per usable core."""
+    return max(1, min(tasks, len(os.sched_getaffinity(0))))
+
+
 def _load(model: nn.Module, params: np.ndarray | torch.Tensor) -> None:
     vector = params if isinstance(params, torch.Tensor) else torch.from_numpy(np.asarray(params))
     load_flat_parameters(model, vector.to(torch.float32))
@@ -52,20 +66,39 @@ def loss_along_line(
     points: int = LINE_POINTS,
     device: str | torch.device = "cpu",
 ) -> LineLoss:
-    """Train and test loss (dropout off) at ``points`` evenly spaced ``(1 - a) * start + a * end``."""
+    """Train and test loss (dropout off) at ``points`` evenly spaced ``(1 - a) * start + a * end``.
+
+    The points are spread over one thread per core, each point on one intra-op thread with
+    deterministic kernels: the numbers do not depend on the machine's core or thread count.
+    """
     if points < 2:
         raise ValueError("a line needs at least 2 points")
-    model = _model(spec, data, device)
     on = data.to(device)
+    x_train, x_test = _channels_last(on.x_train), _channels_last(on.x_test)
     a_start = torch.from_numpy(np.asarray(start, dtype=np.float32))
     a_end = torch.from_numpy(np.asarray(end, dtype=np.float32))
     alphas = np.linspace(0.0, 1.0, points).tolist()
-    train, test = [], []
-    for alpha in alphas:
-        _load(model, torch.lerp(a_start, a_end, alpha))
-        train.append(evaluate(model, on.x_train, on.y_train)[0])
-        test.append(evaluate(model, on.x_test, on.y_test)[0])
-    return LineLoss(alphas, train, test)
+    threads = _threads(points) if torch.device(device).type == "cpu" else 1
+
+    def losses(share: list[float]) -> list[tuple[float, float]]:
+        model = _model(spec, data, device).to(memory_format=torch.channels_last)
+        found = []
+        for alpha in share:
+            _load(model, torch.lerp(a_start, a_end, alpha))
+            found.append(
+                (evaluate(model, x_train, on.y_train)[0], evaluate(model, x_test, on.y_test)[0])
+            )
+        return found
+
+    shares = [alphas[t::threads] for t in range(threads)]
+    with deterministic(), ThreadPoolExecutor(threads, thread_name_prefix="line") as pool:
+        computed = list(pool.map(losses, shares))
+    by_alpha = {
+        alpha: value
+        for share, values in zip(shares, computed, strict=True)
+        for alpha, value in zip(share, values, strict=True)
+    }
+    return LineLoss(alphas, [by_alpha[a][0] for a in alphas], [by_alpha[a][1] for a in alphas])
 
 
 def _predictions(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

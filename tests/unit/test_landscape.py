@@ -128,3 +128,25 @@ def test_the_untrained_initialisation_control() -> None:
     assert control["cv_pairwise_distance"].shape == control["cv_norm"].shape == (10,)
     assert np.all(control["cv_pairwise_distance"] > 0)
     assert np.all(control["cv_pairwise_distance"] < 0.2)  # high dimension: nearly equal distances
+
+
+def test_a_line_does_not_depend_on_how_many_threads_share_its_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The points of a line are spread over one thread per core: each point's numbers are the
+    same whether one thread computes all of them or several share them (a CNN, channels-last)."""
+    cnn = ExperimentSpec.model_validate(
+        {**SPEC.model_dump(mode="json"), "model": {"kind": "cnn", "channels": [4, 8], "hidden": 16}}
+    )
+    data = load_dataset(cnn.dataset)
+    start, end = (
+        flat_parameters(build_model(cnn.model, data.input_shape, 0.0, seed=s)).numpy()
+        for s in (1, 2)
+    )
+    lines = []
+    for threads in (1, 3):
+        monkeypatch.setattr(landscape, "_threads", lambda tasks, n=threads: n)
+        lines.append(landscape.loss_along_line(cnn, data, start, end, points=7))
+    assert lines[0].train_loss == lines[1].train_loss
+    assert lines[0].test_loss == lines[1].test_loss
+    assert list(lines[0].alphas) == list(np.linspace(0.0, 1.0, 7))
