@@ -116,12 +116,13 @@ def disagreement(
     device: str | torch.device = "cpu",
 ) -> float:
     """Share of test examples that the models with parameters ``a`` and ``b`` classify differently."""
-    model = _model(spec, data, device)
-    x = data.x_test.to(device)
-    _load(model, a)
-    first = _predictions(model, x)
-    _load(model, b)
-    return float((first != _predictions(model, x)).double().mean().item())
+    model = _model(spec, data, device).to(memory_format=torch.channels_last)
+    x = _channels_last(data.x_test.to(device))
+    with deterministic():
+        _load(model, a)
+        first = _predictions(model, x)
+        _load(model, b)
+        return float((first != _predictions(model, x)).double().mean().item())
 
 
 def _control_partner(result: ExperimentResult, run: list[int], target: float) -> int:
