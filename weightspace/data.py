@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +43,17 @@ IDX_SHA256 = {
         "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
 }
-# Sizes of the data sets, for checking a spec's subset sizes before anything is loaded.
-SIZES = {
+#: Examples (train, test) and input shape (channels, height, width) of each data set: what a
+#: spec is checked against when it is submitted (loading checks the files themselves).
+DATASET_SIZES: dict[str, tuple[int, int]] = {
+    "digits": (1347, 450),  # scikit-learn's 1,797 images, split 3:1 (see _load_digits)
     "mnist": (60_000, 10_000),
     "fashion-mnist": (60_000, 10_000),
-    "digits": (1_347, 450),  # scikit-learn's 1,797 images, split 3:1 (see _load_digits)
+}
+INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
+    "digits": (1, 8, 8),
+    "mnist": (1, 28, 28),
+    "fashion-mnist": (1, 28, 28),
 }
 
 
@@ -70,15 +77,8 @@ def check_available(
 ) -> None:
     """Raise :class:`DatasetUnavailable` unless ``spec``'s data can be loaded here (files found,
     or a download allowed; subsets no larger than the data set). Reads no data."""
-    n_train, n_test = SIZES[spec.name]
-    for field, wanted, available in (
-        ("train_size", spec.train_size, n_train),
-        ("test_size", spec.test_size, n_test),
-    ):
-        if wanted is not None and wanted > available:
-            raise DatasetUnavailable(
-                f"dataset.{field}", f"{spec.name} has {available} examples, not {wanted}"
-            )
+    if (problem := unservable(spec, DATASET_SIZES)) is not None:
+        raise problem
     if spec.name == "digits" or allow_download:
         return
     directory = Path(data_dir) if data_dir is not None else default_data_dir()
@@ -90,6 +90,63 @@ def check_available(
 
 class DatasetCorrupt(ValueError):
     """An IDX file's content differs from the data set's known sha256."""
+
+
+def unservable(
+    spec: DatasetSpec, sizes: Mapping[str, tuple[int, int]], where: str = ""
+) -> DatasetUnavailable | None:
+    """Why ``spec`` cannot be served from data sets of ``sizes`` (name -> examples (train,
+    test)), naming the spec's field; ``None`` if it can. ``where`` ends the message (" on ...")."""
+    if spec.name not in sizes:
+        return DatasetUnavailable("dataset.name", f"{spec.name} is not available{where}")
+    n_train, n_test = sizes[spec.name]
+    for field, wanted, available in (
+        ("train_size", spec.train_size, n_train),
+        ("test_size", spec.test_size, n_test),
+    ):
+        if wanted is not None and wanted > available:
+            return DatasetUnavailable(
+                f"dataset.{field}",
+                f"{spec.name} has {available} {field.split('_')[0]} examples{where}, not {wanted}",
+            )
+    return None
+
+
+def servable_sizes(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    allow_download: bool = False,
+    verify: bool = False,
+) -> dict[str, tuple[int, int]]:
+    """Examples (train, test) of each data set this machine can load now: digits always; MNIST
+    and Fashion-MNIST when their IDX files are found (counted from the label files' headers;
+    with ``verify``, only if all four match their sha256, which reads them whole), or at their
+    full size when a download is allowed. What a worker advertises."""
+    directory = Path(data_dir) if data_dir is not None else default_data_dir()
+    out: dict[str, tuple[int, int]] = {}
+    for name, full in DATASET_SIZES.items():
+        if name == "digits" or allow_download:
+            out[name] = full
+            continue
+        try:
+            files = find_idx_files(name, directory)
+            if verify:
+                for path in files.values():
+                    _read_idx(name, path)
+            out[name] = (_idx_length(files["train_labels"]), _idx_length(files["test_labels"]))
+        except (OSError, ValueError, EOFError):  # not found, corrupt, unreadable: not servable
+            continue
+    return out
+
+
+def _idx_length(path: Path) -> int:
+    """The first dimension of an IDX file (plain or .gz), from its header."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as file:
+        header = file.read(8)
+    if len(header) < 8 or header[:2] != b"\0\0" or header[3] < 1:
+        raise ValueError(f"{path} is not an IDX file")
+    return int.from_bytes(header[4:8], "big")
 
 
 def _what_to_do(name: str) -> str:
@@ -240,20 +297,6 @@ def _load_digits() -> tuple[np.ndarray, ...]:
         digits.images, digits.target, test_size=0.25, random_state=0, stratify=digits.target
     )
     return x_train, y_train, x_test, y_test
-
-
-#: Examples (train, test) and input shape (channels, height, width) of each data set: what a
-#: spec is checked against when it is submitted (loading checks the files themselves).
-DATASET_SIZES: dict[str, tuple[int, int]] = {
-    "digits": (1347, 450),
-    "mnist": (60_000, 10_000),
-    "fashion-mnist": (60_000, 10_000),
-}
-INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
-    "digits": (1, 8, 8),
-    "mnist": (1, 28, 28),
-    "fashion-mnist": (1, 28, 28),
-}
 
 
 def default_data_dir() -> Path | None:

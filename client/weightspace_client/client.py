@@ -43,6 +43,7 @@ from weightspace_client.types import (
     SnapshotInfo,
     Suite,
     Trajectory,
+    WorkerList,
 )
 
 T = TypeVar("T")
@@ -492,6 +493,11 @@ class WeightspaceClient:
         return target
 
     # -- presets and suites: reproducing the paper -----------------------------------------
+
+    def workers(self) -> WorkerList:
+        """``GET /workers``: the live workers, their queues, devices and data sets (an admin
+        token under ``WEIGHTSPACE_AUTH=tokens``)."""
+        return cast(WorkerList, self._get("/workers"))
 
     def presets(self) -> list[Preset]:
         """``GET /presets``: every preset, each with its experiment specs."""

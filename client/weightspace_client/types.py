@@ -105,6 +105,7 @@ class Experiment(TypedDict):
     role: NotRequired[str | None]  # and their role in it (a preset experiment's)
     links: ExperimentLinks
     damaged_snapshots: NotRequired[list[DamagedSnapshot]]  # found missing or corrupt
+    warnings: NotRequired[list[str]]  # on submission: e.g. no live worker consumes the queue
 
 
 class ExperimentPage(TypedDict):
@@ -256,6 +257,7 @@ class Suite(TypedDict):
     created_at: str
     experiments: list[SuiteExperiment]
     report: SuiteReport
+    warnings: NotRequired[list[str]]  # on submission: e.g. no live worker consumes the queue
 
 
 class ClaimReference(TypedDict):
@@ -392,7 +394,27 @@ class BarriersPending(TypedDict):
     detail: str
 
 
+class Worker(TypedDict):
+    """A live worker, as it advertised itself at its last heartbeat (``GET /workers``)."""
+
+    id: str  # Celery hostname
+    queues: list[str]
+    device: Literal["cpu", "cuda"]
+    device_name: str
+    torch_version: str
+    datasets: dict[str, list[int]]  # name -> [training, test] examples it can load
+    started_at: str
+    seen_at: str
+
+
+class WorkerList(TypedDict):
+    items: list[Worker]
+    ttl_seconds: float  # listed while the last heartbeat is this recent
+
+
 OPENAPI_SCHEMAS: dict[str, str] = {
+    "Worker": "WorkerOut",
+    "WorkerList": "WorkerList",
     "SnapshotRef": "SnapshotRef",
     "Line": "LineOut",
     "BarrierLine": "BarrierLineOut",

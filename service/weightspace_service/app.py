@@ -33,6 +33,7 @@ from weightspace_service.routes import (
     lifecycle,
     suites,
     uploads,
+    workers,
 )
 
 # Every router the app serves: included in this order, and the table behind `Allow` headers.
@@ -43,6 +44,7 @@ ROUTERS = (
     analysis.router,
     joint.router,
     suites.router,
+    workers.router,
     health.router,
 )
 

@@ -12,7 +12,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from weightspace.adapters import idempotency, limits
+from weightspace.adapters import idempotency, limits, workers
 from weightspace.adapters.analyses import Analyzer
 from weightspace.adapters.db import Experiment
 from weightspace.adapters.experiments import ANONYMOUS, Principal
@@ -20,7 +20,7 @@ from weightspace.adapters.idempotency import Created
 from weightspace.adapters.maintenance import Maintenance
 from weightspace.adapters.settings import Settings
 from weightspace.adapters.tokens import authenticate
-from weightspace.data import DatasetUnavailable, check_available
+from weightspace.data import DatasetUnavailable
 from weightspace.snapshots import ObjectStore
 from weightspace.spec import ExperimentSpec
 from weightspace.vocabulary import Queue
@@ -133,24 +133,22 @@ class Submission:
         build: Callable[[], Created],
         *,
         dataset_field: str | None = None,
-    ) -> tuple[Created, bool]:
+    ) -> tuple[Created, bool, list[str]]:
         """Insert what ``build`` makes, once per ``Idempotency-Key`` and ``request`` (the body,
-        with the queue), if ``specs`` pass the limits and their data sets can be found here
-        (else 422 naming ``dataset.name``, or ``dataset_field``); returns it and whether it is
-        new (only then is it enqueued)."""
-        for spec in specs:
-            try:
-                check_available(
-                    spec.dataset,
-                    self.settings.data_dir,
-                    allow_download=self.settings.allow_download,
-                )
-            except DatasetUnavailable as error:
-                if dataset_field is not None:
-                    error.field = dataset_field
-                raise
+        with the queue), if ``specs`` pass the limits and a worker of the queue can load their
+        data (``weightspace.adapters.workers``: else 422 naming ``dataset.name``, or
+        ``dataset_field``); returns it, whether it is new (only then is it enqueued) and the
+        warnings to answer with (no live worker on the queue)."""
+        try:
+            warnings = workers.admit_datasets(
+                self.session, self.settings, [spec.dataset for spec in specs], self.queue
+            )
+        except DatasetUnavailable as error:
+            if dataset_field is not None:
+                error.field = dataset_field
+            raise
         payload = {"request": request, "queue": self.queue}
-        return idempotency.create_once(
+        item, created = idempotency.create_once(
             self.session,
             self.principal,
             self.idempotency_key,
@@ -159,6 +157,7 @@ class Submission:
             build,
             admit=lambda: limits.admit(self.session, self.principal, self.settings, specs),
         )
+        return item, created, warnings
 
     def enqueue(self, experiments: Sequence[Experiment], *, undo: object = None) -> None:
         """Publish the committed experiments' tasks now. Their outbox entries were committed

@@ -263,6 +263,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         400: "The body is not valid JSON",
         401: "No valid bearer token (WEIGHTSPACE_AUTH=tokens)",
+        403: "Needs an admin token (WEIGHTSPACE_AUTH=tokens)",
         404: "Not found",
         409: "Not available in the experiment's current state",
         413: "The request body exceeds `WEIGHTSPACE_MAX_BODY_BYTES` (snapshot uploads: "

@@ -114,6 +114,20 @@ class DamagedSnapshotOut(BaseModel):
     reason: str = Field(description="Why it cannot be used: missing object, checksum mismatch.")
 
 
+def _warnings() -> Any:
+    return Field(
+        default_factory=list,
+        description="Submission responses only: why the work may not start soon, e.g. that no live "
+        "worker consumes the queue (it stays queued until one starts). Empty when read back.",
+        examples=[
+            [
+                "no live worker consumes queue `gpu`: the experiment stays queued until one starts "
+                "(GET /workers lists the live workers)"
+            ]
+        ],
+    )
+
+
 class ExperimentOut(BaseModel):
     id: uuid.UUID
     name: str | None
@@ -139,6 +153,7 @@ class ExperimentOut(BaseModel):
         default_factory=list,
         description="Snapshots found missing or corrupt (analyses that need them answer 409).",
     )
+    warnings: list[str] = _warnings()
 
     @classmethod
     def of(
@@ -373,6 +388,7 @@ class SuiteOut(BaseModel):
     created_at: datetime
     experiments: list[SuiteExperiment]
     report: SuiteReport
+    warnings: list[str] = _warnings()
 
     @classmethod
     def of(cls, suite: Suite, status: str) -> SuiteOut:
@@ -628,3 +644,27 @@ class AnalysisOut(BaseModel):
         default=None, description="For `distances`, once succeeded."
     )
     links: dict[str, str] = Field(description="`self`: where to poll.")
+
+
+class WorkerOut(BaseModel):
+    """A live worker, as it advertised itself at its last heartbeat."""
+
+    id: str = Field(description="Celery hostname, e.g. `celery@gpu-node-1`.")
+    queues: list[str] = Field(description="Queues it consumes.")
+    device: Literal["cpu", "cuda"] = Field(description="Where its `gpu`-queue tasks train.")
+    device_name: str = Field(description="GPU name, or the CPU's.")
+    torch_version: str = Field(description="`torch.__version__` of the worker.")
+    datasets: dict[str, list[int]] = Field(
+        description="Data sets it can load: name -> [training, test] examples.",
+        examples=[{"digits": [1347, 450], "mnist": [60000, 10000]}],
+    )
+    started_at: datetime
+    seen_at: datetime = Field(description="Its last heartbeat.")
+
+
+class WorkerList(BaseModel):
+    items: list[WorkerOut] = Field(description="Live workers, by id.")
+    ttl_seconds: float = Field(
+        description="A worker is listed while its last heartbeat is this recent "
+        "(`WEIGHTSPACE_WORKER_TTL`)."
+    )

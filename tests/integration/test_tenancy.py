@@ -183,3 +183,11 @@ def test_host_header_is_checked_when_hosts_are_listed(
         assert client.get("/health").status_code == 200
         rebound = client.get("/experiments", headers={"Host": "attacker.example:8000"})
         assert "Host" in is_problem(rebound, 400)["detail"]
+
+
+def test_workers_are_listed_to_admins_only(tenants: Tenants) -> None:
+    client = tenants.client
+    for owner in (tenants.alice, tenants.bob):
+        assert "admin" in is_problem(client.get("/workers", headers=owner), 403)["detail"]
+    listed = client.get("/workers", headers=tenants.admin)
+    assert listed.status_code == 200 and isinstance(listed.json()["items"], list)

@@ -248,6 +248,22 @@ class OutboxEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class WorkerRecord(Base):
+    """A Celery worker's advertisement, renewed by its heartbeat (see adapters.workers)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Celery hostname
+    queues: Mapped[list[str]] = mapped_column(JSON)
+    device: Mapped[str] = mapped_column(String(20))  # "cpu" or "cuda"
+    device_name: Mapped[str] = mapped_column(String(200))
+    torch_version: Mapped[str] = mapped_column(String(50))
+    # Data set -> [train, test] examples it can load.
+    datasets: Mapped[dict[str, list[int]]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets foreign keys, WAL and a busy timeout (API + worker share it)."""
     if url.startswith("sqlite"):

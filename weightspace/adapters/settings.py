@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     # submission), giving up on a publish after publish_timeout seconds (a black-holed broker).
     relay_interval: float = Field(default=2.0, gt=0)
     publish_timeout: float = Field(default=5.0, gt=0)
+    worker_ttl: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds after its last heartbeat (one every third of this) that a worker "
+        "counts as gone: GET /workers and the submit-time data-set check see live ones only.",
+    )
     # Transient faults (database, store) in the worker: retried with exponential backoff from
     # retry_base seconds up to retry_max, at most retry_attempts times, then named as failed.
     retry_base: float = Field(default=1.0, gt=0)

@@ -8,7 +8,7 @@ from celery.signals import setup_logging, worker_ready, worker_shutdown
 
 from weightspace.adapters.queue import make_celery
 from weightspace.adapters.settings import Settings
-from weightspace_worker import health
+from weightspace_worker import health, registry
 
 settings = Settings()
 app = make_celery(settings)
@@ -22,10 +22,14 @@ def _configure_logging(**_: Any) -> None:
 
 
 @worker_ready.connect
-def _start_heartbeat(**_: Any) -> None:
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     health.start(app, health.heartbeat_file(settings))
+    # sender: the worker's consumer, which knows its hostname and the queues it consumes.
+    queues = sorted(app.amqp.queues.consume_from or app.amqp.queues)
+    registry.start(settings, sender.hostname, queues)
 
 
 @worker_shutdown.connect
 def _stop_heartbeat(**_: Any) -> None:
     health.stop()
+    registry.stop(settings)

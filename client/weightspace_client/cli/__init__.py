@@ -10,6 +10,7 @@ One module per concern, each adding its commands to the one Typer :data:`app`:
 - :mod:`~weightspace_client.cli.analysis`: pca, distances, trajectory;
 - :mod:`~weightspace_client.cli.presets`: presets;
 - :mod:`~weightspace_client.cli.suites`: reproduce;
+- :mod:`~weightspace_client.cli.workers`: workers;
 - :mod:`~weightspace_client.cli.server`: up, api, worker (the supervisor is server code,
   :mod:`weightspace.adapters.supervisor`, imported only by these commands).
 
@@ -25,6 +26,7 @@ from weightspace_client.cli import lifecycle as lifecycle
 from weightspace_client.cli import analysis as analysis
 from weightspace_client.cli import presets as presets
 from weightspace_client.cli import suites as suites
+from weightspace_client.cli import workers as workers
 from weightspace_client.cli import server as server
 
 # isort: on

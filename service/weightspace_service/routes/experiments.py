@@ -106,7 +106,8 @@ def _decode_cursor(cursor: str) -> object:
             },
         },
         202: {
-            "description": "A training experiment was queued",
+            "description": "A training experiment was queued; `warnings` says if no live "
+            "worker consumes its queue yet",
             "headers": {
                 "Location": {
                     "schema": {"type": "string"},
@@ -122,9 +123,13 @@ def create_experiment(
 ) -> JSONResponse:
     """Submit an experiment: a training spec is queued for training (202); an upload spec
     (`"source": "upload"`) creates an experiment that receives snapshots (201), see
-    `PUT /experiments/{id}/runs/{run}/snapshots/{epoch}`. Both answer with the URL."""
+    `PUT /experiments/{id}/runs/{run}/snapshots/{epoch}`. Both answer with the URL.
+
+    A training spec is checked against the live workers of its queue (`GET /workers`): 422
+    naming `dataset.name` (or `dataset.train_size`) if none can load its data; with no live
+    worker on the queue it is queued all the same, with a warning in `warnings`."""
     if isinstance(spec, UploadSpec):
-        experiment, _ = submission.create(
+        experiment, _, warnings = submission.create(
             Experiment,
             spec.model_dump(mode="json"),
             [],  # nothing to train: no compute budget to check
@@ -132,7 +137,7 @@ def create_experiment(
         )
         status = 201
     else:
-        experiment, created = submission.create(
+        experiment, created, warnings = submission.create(
             Experiment,
             spec.model_dump(mode="json"),
             [spec],
@@ -142,6 +147,7 @@ def create_experiment(
             submission.enqueue([experiment])
         status = 202
     body = ExperimentOut.of(experiment)
+    body.warnings = warnings
     return JSONResponse(
         body.model_dump(mode="json"), status_code=status, headers={"Location": body.links.self}
     )

@@ -88,9 +88,11 @@ def get_preset(
     },
 )
 def create_suite(body: SuiteIn, submission: SubmissionDep) -> JSONResponse:
-    """Submit the preset's four experiments as one suite; the report is built when all have ended."""
+    """Submit the preset's four experiments as one suite; the report is built when all have ended.
+    The data set is checked as for `POST /experiments` (422 naming `dataset`; `warnings` when no
+    live worker consumes the queue)."""
     seeds = body.seeds or load_preset(body.preset, body.dataset).seeds
-    suite, created = submission.create(
+    suite, created, warnings = submission.create(
         Suite,
         body.model_dump(mode="json"),
         [
@@ -106,6 +108,7 @@ def create_suite(body: SuiteIn, submission: SubmissionDep) -> JSONResponse:
     if created:
         submission.enqueue(suite.experiments)
     out = SuiteOut.of(suite, usecases.suite_status(suite))
+    out.warnings = warnings
     return JSONResponse(
         out.model_dump(mode="json"), status_code=202, headers={"Location": f"/suites/{suite.id}"}
     )
