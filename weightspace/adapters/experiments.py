@@ -121,6 +121,24 @@ def get_owned(
     return item
 
 
+def get_locked(
+    session: Session, principal: Principal, kind: type[Owned], item_id: uuid.UUID
+) -> Owned:
+    """The row, re-read and locked until the transaction ends (``SELECT ... FOR NO KEY UPDATE``
+    on PostgreSQL; SQLite serialises writers anyway); 404 as :func:`get_owned`. ``NO KEY``: a
+    running worker's snapshot inserts (whose foreign key check takes ``KEY SHARE`` on the row)
+    go on."""
+    item = session.scalars(
+        select(kind)
+        .where(kind.id == item_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if item is None or not principal.owns(item.owner):
+        raise NotFound(f"{kind.__name__.lower()} {item_id} not found")
+    return item
+
+
 def get_experiment(session: Session, principal: Principal, experiment_id: uuid.UUID) -> Experiment:
     return get_owned(session, principal, Experiment, experiment_id)
 

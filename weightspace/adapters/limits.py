@@ -4,7 +4,8 @@
 - Per experiment (422, naming the spec field): the compute budget replicas x epochs x training
   examples, the parameter count and data-set sizes (the spec itself caps the number of
   snapshots: ``weightspace.spec.MAX_SNAPSHOTS``).
-- Per owner (429): experiments queued or running at once, and bytes of stored snapshots.
+- Per owner (429): experiments queued or running at once, and bytes of stored snapshots
+  (trained and uploaded; an upload is refused if it would pass the quota).
 - Per token (429 with ``Retry-After``): submissions per window, counted in the database
   (table ``rate_windows``), so that the limit holds across every API process.
 
@@ -117,18 +118,36 @@ def check_owner(
             f"WEIGHTSPACE_MAX_ACTIVE_EXPERIMENTS allows {settings.max_active_experiments} "
             "(wait for some to end, or cancel them)"
         )
+    _check_bytes(session, principal, settings, sum(c.bytes for c in new), "about ")
+
+
+def stored_bytes(session: Session, owner: str) -> int:
+    """Bytes of the owner's stored snapshots, trained and uploaded alike."""
     stored = session.scalar(
         select(func.coalesce(func.sum(SnapshotRecord.size), 0))
         .join(Experiment, Experiment.id == SnapshotRecord.experiment_id)
-        .where(Experiment.owner == principal.id)
+        .where(Experiment.owner == owner)
     )
-    wanted = sum(c.bytes for c in new)
-    if int(stored or 0) + wanted > settings.max_stored_bytes:
+    return int(stored or 0)
+
+
+def _check_bytes(
+    session: Session, principal: Principal, settings: Settings, wanted: int, about: str = ""
+) -> None:
+    stored = stored_bytes(session, principal.id)
+    if stored + wanted > settings.max_stored_bytes:
         raise QuotaExceeded(
-            f"{principal.id} stores {int(stored or 0):,} bytes of snapshots and this needs about "
+            f"{principal.id} stores {stored:,} bytes of snapshots and this needs {about}"
             f"{wanted:,} more; WEIGHTSPACE_MAX_STORED_BYTES allows {settings.max_stored_bytes:,} "
             "(delete experiments to make room)"
         )
+
+
+def admit_upload(session: Session, principal: Principal, settings: Settings, wanted: int) -> None:
+    """An uploaded snapshot of ``wanted`` bytes (net of the one it replaces) must fit in the
+    owner's stored bytes (429); with ``auth='tokens'``, as every owner quota."""
+    if settings.auth == "tokens" and wanted > 0:
+        _check_bytes(session, principal, settings, wanted)
 
 
 def _upsert(session: Session) -> type[postgresql.Insert] | type[sqlite.Insert]:

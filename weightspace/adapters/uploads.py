@@ -12,11 +12,13 @@ import re
 import uuid
 from collections.abc import Mapping
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from weightspace.adapters import limits
 from weightspace.adapters.db import Experiment, Run, SnapshotRecord, utcnow
-from weightspace.adapters.experiments import Conflict, Principal, get_experiment
+from weightspace.adapters.experiments import Conflict, Principal, get_experiment, get_locked
+from weightspace.adapters.settings import Settings
 from weightspace.imports import InvalidUpload, Layout, import_state_dict
 from weightspace.snapshots import ObjectStore, sha256_hex, snapshot_key
 from weightspace.spec import UploadSpec
@@ -50,8 +52,16 @@ def new_experiment(principal: Principal, spec: UploadSpec) -> Experiment:
     return experiment
 
 
-def _uploadable(session: Session, principal: Principal, experiment_id: uuid.UUID) -> Experiment:
-    experiment = get_experiment(session, principal, experiment_id)
+def _uploadable(
+    session: Session, principal: Principal, experiment_id: uuid.UUID, *, lock: bool = False
+) -> Experiment:
+    """The experiment if it takes uploads; with ``lock``, its row locked until the commit, so
+    that an upload and ``complete`` are serialised: a snapshot is in before completion, or
+    refused (409) after it."""
+    if lock:
+        experiment = get_locked(session, principal, Experiment, experiment_id)
+    else:
+        experiment = get_experiment(session, principal, experiment_id)
     if experiment.source != "upload":
         raise Conflict("this experiment is trained by the service; it takes no uploads")
     if experiment.status in TERMINAL:
@@ -80,17 +90,13 @@ def check_metrics(metrics: object) -> dict[str, float]:
     return out
 
 
-def _fix_layout(session: Session, experiment: Experiment, layout: Layout) -> None:
-    """Record ``layout`` as the experiment's if it has none yet; 422 unless it matches."""
+def _fix_layout(experiment: Experiment, layout: Layout) -> None:
+    """Record ``layout`` as the experiment's (row locked) if it has none yet; 422 unless it
+    matches."""
     digest = layout.sha256()
-    session.execute(
-        update(Experiment)
-        .where(Experiment.id == experiment.id, Experiment.layout_sha256.is_(None))
-        .values(layout=layout.to_json(), layout_sha256=digest)
-    )
-    session.commit()
-    session.refresh(experiment)
-    if experiment.layout_sha256 != digest:
+    if experiment.layout_sha256 is None:
+        experiment.layout, experiment.layout_sha256 = layout.to_json(), digest
+    elif experiment.layout_sha256 != digest:
         expected = Layout.from_json(experiment.layout or {"vector": []})
         raise InvalidUpload(
             "body",
@@ -110,11 +116,14 @@ def put(
     *,
     metrics: Mapping[str, float],
     sha256: str | None,
+    settings: Settings | None = None,
 ) -> tuple[SnapshotRecord, bool]:
     """Store the state dict ``body`` as snapshot (run, epoch); return it and whether it is new.
 
     ``sha256`` (hex), when given, must match the body. Uploading the same (run, epoch) again
-    replaces the snapshot while the experiment is open.
+    replaces the snapshot while the experiment is open. With ``settings``, the owner's
+    stored-bytes quota applies (429). The experiment's row is locked from the last check to the
+    commit (see :func:`_uploadable`).
     """
     experiment = _uploadable(session, principal, experiment_id)
     if not 0 <= run < len(experiment.runs):
@@ -128,10 +137,18 @@ def put(
     imported = import_state_dict(
         body, experiment_id=experiment.id, run=run, epoch=epoch, metrics=metrics
     )
-    _fix_layout(session, experiment, imported.layout)
+    try:
+        experiment = _uploadable(session, principal, experiment_id, lock=True)
+        _fix_layout(experiment, imported.layout)
+        existing = session.get(SnapshotRecord, (experiment.id, run, epoch))
+        if settings is not None:
+            replaced = 0 if existing is None else existing.size
+            limits.admit_upload(session, principal, settings, len(imported.data) - replaced)
+    except Exception:
+        session.rollback()
+        raise
     key = snapshot_key(experiment.id, run, epoch)
     store.put(key, imported.data)
-    existing = session.get(SnapshotRecord, (experiment.id, run, epoch))
     record = SnapshotRecord(
         experiment_id=experiment.id,
         run=run,
@@ -152,8 +169,9 @@ def put(
 
 
 def complete(session: Session, principal: Principal, experiment_id: uuid.UUID) -> Experiment:
-    """Close an uploaded experiment: every run must have a snapshot; no uploads after this."""
-    experiment = _uploadable(session, principal, experiment_id)
+    """Close an uploaded experiment: every run must have a snapshot; no uploads after this
+    (its row locked, as an upload locks it)."""
+    experiment = _uploadable(session, principal, experiment_id, lock=True)
     latest = dict(
         session.execute(
             select(SnapshotRecord.run, func.max(SnapshotRecord.epoch))

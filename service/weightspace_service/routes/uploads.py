@@ -15,7 +15,13 @@ from fastapi.responses import JSONResponse
 
 from weightspace.adapters import uploads
 from weightspace.imports import InvalidUpload
-from weightspace_service.deps import AUTHENTICATED, PrincipalDep, SessionDep, StoreDep
+from weightspace_service.deps import (
+    AUTHENTICATED,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+)
 from weightspace_service.params import EpochPath, RunPath
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
@@ -86,7 +92,7 @@ def _metrics(x_metrics: str | None) -> dict[str, float]:
     openapi_extra=SAFETENSORS_BODY,
     responses={
         200: {"model": SnapshotOut, "description": "The snapshot replaced an earlier upload"},
-        **problem_responses(404, 409, 413, 422),
+        **problem_responses(404, 409, 413, 422, 429),
     },
 )
 async def upload_snapshot(
@@ -97,6 +103,7 @@ async def upload_snapshot(
     session: SessionDep,
     principal: PrincipalDep,
     store: StoreDep,
+    settings: SettingsDep,
     x_checksum_sha256: Annotated[
         str | None, Header(description="Hex sha256 of the body; verified when given.")
     ] = None,
@@ -118,7 +125,8 @@ async def upload_snapshot(
     form the parameter vector (float64 if any tensor is float64, else float32); other tensors
     (integer counters, masks) are kept beside it. Every snapshot of an experiment must have the
     same layout (names, shapes, dtypes), else 422. Uploading the same run and epoch again
-    replaces the snapshot (200) until the experiment is completed.
+    replaces the snapshot (200) until the experiment is completed. Uploaded bytes count
+    against the owner's `WEIGHTSPACE_MAX_STORED_BYTES` (429 past it).
     """
     expected = _expected_sha256(x_checksum_sha256, content_digest)
     metrics = _metrics(x_metrics)
@@ -134,6 +142,7 @@ async def upload_snapshot(
         body,
         metrics=metrics,
         sha256=expected,
+        settings=settings,
     )
     out = SnapshotOut.of(record)
     return JSONResponse(
