@@ -268,6 +268,10 @@ class ObjectStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def keys(self, prefix: str) -> list[str]:
+        """Keys of the objects whose key starts with ``prefix``, sorted."""
+        ...
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object whose key starts with ``prefix``; return how many."""
         ...
@@ -320,17 +324,28 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def delete_prefix(self, prefix: str) -> int:
-        # Walk only the deepest directory the prefix names; skip in-flight temporary files.
+    def _under(self, prefix: str) -> list[Path]:
+        """Files and directories under ``prefix``, deepest first (in-flight temporaries skipped).
+        Walks only the deepest directory the prefix names."""
         top = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
         if not top.is_dir():
-            return 0
+            return []
+        return [
+            path
+            for path in sorted(top.rglob("*"), reverse=True)
+            if path.relative_to(self.root).as_posix().startswith(prefix)
+            and not path.name.startswith(".tmp-")
+        ]
+
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(
+            p.relative_to(self.root).as_posix() for p in self._under(prefix) if p.is_file()
+        )
+
+    def delete_prefix(self, prefix: str) -> int:
         count = 0
-        for path in sorted(top.rglob("*"), reverse=True):
-            rel = path.relative_to(self.root).as_posix()
-            if not rel.startswith(prefix):
-                continue
-            if path.is_file() and not path.name.startswith(".tmp-"):
+        for path in self._under(prefix):
+            if path.is_file():
                 path.unlink()
                 count += 1
             elif path.is_dir() and not any(path.iterdir()):

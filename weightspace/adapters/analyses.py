@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TypeVar
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace import analysis
@@ -53,6 +53,9 @@ class Inputs:
     status: str
     records: tuple[SnapshotRef, ...]
     error: str | None = None  # why it failed, if it did
+    # The experiments the snapshots belong to (several for a joint analysis; empty: just
+    # ``experiment_id``): a Gram cached for them must not outlive any of them.
+    members: tuple[uuid.UUID, ...] = ()
 
     def unavailable(self, reason: str) -> Conflict:
         """409 for an analysis that cannot be answered: a failed experiment says why it never
@@ -144,19 +147,36 @@ class Snapshots:
         return {(r.run, r.epoch): i for i, r in enumerate(self.refs)}
 
 
+def all_exist(
+    session: Session, experiment_ids: Sequence[uuid.UUID], principal: Principal | None = None
+) -> bool:
+    """Whether every one of these experiments still exists (committed state, read now), and
+    belongs to ``principal`` if given."""
+    wanted = set(experiment_ids)
+    query = select(func.count()).select_from(Experiment).where(Experiment.id.in_(wanted))
+    if principal is not None and not principal.admin:
+        query = query.where(Experiment.owner == principal.id)
+    return session.scalar(query) == len(wanted)
+
+
 def build(
     store: ObjectStore,
     inputs: Inputs,
     on_damage: Callable[[SnapshotRef, str], None] | None = None,
+    alive: Callable[[Sequence[uuid.UUID]], bool] | None = None,
 ) -> Snapshots:
     """The Gram of ``inputs``' healthy snapshots; snapshots found damaged on the way are reported
-    to ``on_damage`` and left out."""
+    to ``on_damage`` and left out. ``alive`` (e.g. :func:`all_exist`) says whether experiments
+    still exist: a Gram cached for ones deleted meanwhile is deleted again (see
+    :func:`~weightspace.adapters.gram_store.gram_of`)."""
+    members = inputs.members or (inputs.experiment_id,)
+    still = None if alive is None else (lambda: alive(members))
     healthy = list(inputs.healthy)
     while True:
         if not healthy:
             raise inputs.unavailable("no readable snapshots have been captured yet")
         try:
-            cached = gram_of(store, inputs.experiment_id, healthy)
+            cached = gram_of(store, inputs.experiment_id, healthy, still)
             break
         except DamagedSnapshot as damage:
             if on_damage is not None:
@@ -220,7 +240,11 @@ class Analyzer:
         def damaged(ref: SnapshotRef, why: str) -> None:
             mark_damaged(self.sessions, inputs.experiment_id, ref, why)
 
-        return build(self.store, inputs, damaged)
+        return build(self.store, inputs, damaged, self.exist)
+
+    def exist(self, experiment_ids: Sequence[uuid.UUID]) -> bool:
+        with self.sessions() as session:
+            return all_exist(session, experiment_ids)
 
     def _settle(self, key: tuple[uuid.UUID, str], future: Future[Snapshots]) -> None:
         with self._lock:
@@ -242,7 +266,7 @@ def all_snapshots(
     records = list(session.scalars(_records(experiment.id)))
     refs = tuple(ref_of(r) for r in records)
     inputs = Inputs(experiment.id, parse_spec(experiment.spec), experiment.status, refs)
-    snapshots = build(store, inputs)
+    snapshots = build(store, inputs, alive=lambda ids: all_exist(session, ids))
     _needs(snapshots, refs)
     return records, snapshots.gram
 

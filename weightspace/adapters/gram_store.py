@@ -23,7 +23,7 @@ import io
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,10 +149,19 @@ def save(
         store.delete_prefix(f"{base}{previous}.npy")
 
 
-def gram_of(store: ObjectStore, experiment_id: uuid.UUID, refs: Sequence[SnapshotRef]) -> Cached:
+def gram_of(
+    store: ObjectStore,
+    experiment_id: uuid.UUID,
+    refs: Sequence[SnapshotRef],
+    alive: Callable[[], bool] | None = None,
+) -> Cached:
     """The Gram of ``refs`` (rows in the returned ``entries`` order), from the cache if it has
     them, else by extending the cached matrix with the missing snapshots' rows; the result is
-    cached. Raises :class:`DamagedSnapshot` for the first unreadable snapshot met."""
+    cached. Raises :class:`DamagedSnapshot` for the first unreadable snapshot met.
+
+    ``alive`` is asked after the cache is written: if the experiment was deleted meanwhile
+    (``False``), everything under its prefix is deleted again, so that no cache outlives it.
+    (Deleting sweeps the prefix once more after its commit, so one of the two sees the other.)"""
     if not refs:
         raise ValueError("no snapshots")
     wanted = {r.entry: r for r in refs}
@@ -183,4 +192,7 @@ def gram_of(store: ObjectStore, experiment_id: uuid.UUID, refs: Sequence[Snapsho
         save(store, experiment_id, result, None if cached is None else cached.fingerprint)
     except Exception as error:  # the answer stands; the cache is an optimisation
         log.warning("could not cache the Gram matrix of %s: %s", experiment_id, error)
+    if alive is not None and not alive():
+        log.info("experiment %s was deleted while its Gram was computed", experiment_id)
+        store.delete_prefix(experiment_prefix(experiment_id))
     return result

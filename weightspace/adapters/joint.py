@@ -9,13 +9,17 @@ run) pairs numbered in selection order, handed to the same
 
 A request is stored as ``analyses/<id>.json`` in the snapshot store so that any API process can
 answer ``GET /analyses/{id}``; its id is derived from the owner and the request, so the same
-request gets the same id (and its cached answer).
+request gets the same id (and its cached answer). A marker ``experiments/<member>/analyses/<id>``
+under each selected experiment lets deleting that experiment find and delete the request and its
+cached Gram (:func:`forget`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,7 +30,13 @@ from weightspace.adapters import analyses
 from weightspace.adapters.experiments import InvalidQuery, NotFound, Principal
 from weightspace.adapters.gram_store import SnapshotRef, fingerprint, load_latest
 from weightspace.errors import InvalidField
-from weightspace.snapshots import HEADER_PROBE_BYTES, ObjectNotFound, ObjectStore, parse_header
+from weightspace.snapshots import (
+    HEADER_PROBE_BYTES,
+    ObjectNotFound,
+    ObjectStore,
+    experiment_prefix,
+    parse_header,
+)
 from weightspace.spec import UploadSpec
 
 Kind = Literal["pca", "distances"]
@@ -83,11 +93,55 @@ def _request_key(analysis_id: uuid.UUID) -> str:
     return f"analyses/{analysis_id.hex}.json"
 
 
-def save_request(store: ObjectStore, principal: Principal, request: Request) -> uuid.UUID:
+def joint_key(experiments: Iterable[uuid.UUID]) -> uuid.UUID:
+    """The id the Gram cache of a selection from these experiments is kept under."""
+    return uuid.uuid5(NAMESPACE, ",".join(sorted(str(e) for e in experiments)))
+
+
+def _member_key(experiment_id: uuid.UUID, analysis_id: uuid.UUID) -> str:
+    """A marker under the member experiment's prefix: what :func:`forget` finds."""
+    return f"{experiment_prefix(experiment_id)}analyses/{analysis_id.hex}"
+
+
+def save_request(
+    sessions: sessionmaker[Session], store: ObjectStore, principal: Principal, request: Request
+) -> uuid.UUID:
+    """Store the request (and a marker under each of its experiments, for :func:`forget`).
+    Checked after the writes: if an experiment of it is gone (deleted meanwhile) or not the
+    caller's, the writes are undone and the answer is 404."""
     analysis_id = request.id_for(principal)
+    members = [p.experiment for p in request.parts]
+    key = joint_key(members).hex.encode()
+    for experiment_id in members:
+        store.put(_member_key(experiment_id, analysis_id), key)
     body = {"owner": principal.id, "request": request.to_json()}
     store.put(_request_key(analysis_id), json.dumps(body, sort_keys=True).encode())
+    with sessions() as session:
+        present = analyses.all_exist(session, members, principal)
+    if not present:
+        _discard(store, analysis_id, members)
+        raise NotFound("an experiment of the selection was not found")
     return analysis_id
+
+
+def _discard(store: ObjectStore, analysis_id: uuid.UUID, members: Sequence[uuid.UUID]) -> None:
+    store.delete_prefix(_request_key(analysis_id))
+    for experiment_id in members:
+        store.delete_prefix(_member_key(experiment_id, analysis_id))
+    store.delete_prefix(experiment_prefix(joint_key(members)))
+
+
+def forget(store: ObjectStore, experiment_id: uuid.UUID) -> int:
+    """Delete the stored requests and cached Grams of every analysis across experiments that
+    includes this one (its own objects are left to the caller); return how many."""
+    markers = store.keys(f"{experiment_prefix(experiment_id)}analyses/")
+    for marker in markers:
+        analysis_id = uuid.UUID(marker.rsplit("/", 1)[1])
+        store.delete_prefix(_request_key(analysis_id))
+        with contextlib.suppress(ObjectNotFound):  # deleted meanwhile
+            store.delete_prefix(experiment_prefix(uuid.UUID(store.get(marker).decode())))
+        store.delete_prefix(marker)
+    return len(markers)
 
 
 def load_request(store: ObjectStore, principal: Principal, analysis_id: uuid.UUID) -> Request:
@@ -164,12 +218,12 @@ def resolve(
                 SnapshotRef(joint_run, ref.epoch, ref.key, ref.sha256, ref.metrics, ref.damaged)
             )
     refs.sort(key=lambda r: (r.run, r.epoch))
-    key = uuid.uuid5(NAMESPACE, ",".join(sorted(str(e) for e in seen)))
     inputs = analyses.Inputs(
-        key,
+        joint_key(seen),
         UploadSpec(source="upload", replicas=max(1, len(labels))),
         "succeeded" if complete else "running",
         tuple(refs),
+        members=tuple(seen),
     )
     return Joint(inputs, refs, labels)
 

@@ -10,7 +10,9 @@ go on, so a cancel waits for them instead of deadlocking with them.
   worker stops within seconds (it polls), keeping the snapshots it stored; until the worker has
   stopped, ``finished_at`` stays empty.
 - Delete: the rows and every stored object under the experiment's prefix (snapshots, resume
-  states, cached Gram matrices); refused (409) while a worker may still write there.
+  states, cached Gram matrices), and the stored requests and cached Grams of analyses across
+  experiments that include it; refused (409) while a worker may still write there. The objects
+  are swept again after the commit, against an analysis caching a Gram concurrently.
 - Retry: a failed or cancelled experiment is queued again; its runs continue from their last
   stored resume state (finished runs are kept).
 """
@@ -24,24 +26,15 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from weightspace.adapters import outbox
+from weightspace.adapters import joint, outbox
 from weightspace.adapters.db import Experiment, Suite, utcnow
-from weightspace.adapters.experiments import Conflict, NotFound, Owned, Principal, get_owned
+from weightspace.adapters.experiments import Conflict, Principal, get_locked, get_owned
 from weightspace.snapshots import ObjectStore, StoreUnavailable, experiment_prefix
 from weightspace.vocabulary import TERMINAL
 
 log = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({"failed", "cancelled"})
-
-
-def _locked(session: Session, principal: Principal, kind: type[Owned], item_id: uuid.UUID) -> Owned:
-    item = session.scalars(
-        select(kind).where(kind.id == item_id).with_for_update(key_share=True)
-    ).one_or_none()
-    if item is None or not principal.owns(item.owner):
-        raise NotFound(f"{kind.__name__.lower()} {item_id} not found")
-    return item
 
 
 def _lock_experiments(session: Session, suite: Suite) -> list[Experiment]:
@@ -87,7 +80,7 @@ def cancel_experiment(
     session: Session, principal: Principal, experiment_id: uuid.UUID
 ) -> Experiment:
     """Cancel a queued or running experiment; cancelling a cancelled one changes nothing."""
-    experiment = _locked(session, principal, Experiment, experiment_id)
+    experiment = get_locked(session, principal, Experiment, experiment_id)
     if experiment.status in ("succeeded", "failed"):
         session.rollback()
         raise Conflict(f"the experiment has already {experiment.status}")
@@ -98,7 +91,7 @@ def cancel_experiment(
 
 def cancel_suite(session: Session, principal: Principal, suite_id: uuid.UUID) -> Suite:
     """Cancel every experiment of the suite that has not ended."""
-    suite = _locked(session, principal, Suite, suite_id)
+    suite = get_locked(session, principal, Suite, suite_id)
     for experiment in _lock_experiments(session, suite):
         _cancel(experiment)
     session.commit()
@@ -120,14 +113,31 @@ def _refuse_unless_stopped(experiments: Sequence[Experiment]) -> None:
             )
 
 
-def _delete_objects(store: ObjectStore, prefixes: Sequence[str]) -> None:
+def _delete_objects(
+    store: ObjectStore, experiments: Sequence[uuid.UUID], prefixes: Sequence[str] = ()
+) -> None:
+    """Delete the experiments' objects (and the analyses across experiments that include
+    them: ``joint.forget``) and whatever is under ``prefixes``."""
     try:
+        for experiment_id in experiments:
+            joint.forget(store, experiment_id)
+            store.delete_prefix(experiment_prefix(experiment_id))
         for prefix in prefixes:
             store.delete_prefix(prefix)
     except StoreUnavailable:
         raise
     except Exception as error:  # e.g. S3 refused or unreachable: nothing is deleted from the DB
         raise StoreUnavailable(f"the snapshot store could not delete objects: {error}") from error
+
+
+def _sweep(store: ObjectStore, experiments: Sequence[uuid.UUID]) -> None:
+    """Delete the experiments' objects once more, after the rows are gone: a Gram (or joint
+    request) that a concurrent analysis wrote between the first deletion and the commit is
+    caught here, one written after the commit by the writer's own check (gram_store.gram_of)."""
+    try:
+        _delete_objects(store, experiments)
+    except StoreUnavailable as error:
+        log.warning("could not sweep the objects of deleted experiments: %s", error)
 
 
 def delete_experiment(
@@ -138,19 +148,20 @@ def delete_experiment(
     Objects go first: should the store fail, the experiment is still listed and can be deleted
     again; no row ever points at a deleted object that a caller could still reach.
     """
-    experiment = _locked(session, principal, Experiment, experiment_id)
+    experiment = get_locked(session, principal, Experiment, experiment_id)
     try:
         if experiment.suite_id is not None:
             raise Conflict(
                 f"the experiment belongs to suite {experiment.suite_id}: delete the suite"
             )
         _refuse_unless_stopped([experiment])
-        _delete_objects(store, [experiment_prefix(experiment.id)])
+        _delete_objects(store, [experiment.id])
     except Exception:
         session.rollback()
         raise
     session.delete(experiment)
     session.commit()
+    _sweep(store, [experiment_id])
 
 
 def suite_prefix(suite_id: uuid.UUID) -> str:
@@ -161,19 +172,20 @@ def delete_suite(
     session: Session, store: ObjectStore, principal: Principal, suite_id: uuid.UUID
 ) -> None:
     """Delete the suite, its experiments and their objects, and its report."""
-    suite = _locked(session, principal, Suite, suite_id)
+    suite = get_locked(session, principal, Suite, suite_id)
     experiments = _lock_experiments(session, suite)
     try:
         _refuse_unless_stopped(experiments)
-        prefixes = [experiment_prefix(e.id) for e in experiments] + [suite_prefix(suite.id)]
-        _delete_objects(store, prefixes)
+        _delete_objects(store, [e.id for e in experiments], [suite_prefix(suite.id)])
     except Exception:
         session.rollback()
         raise
+    ids = [e.id for e in experiments]
     for experiment in experiments:
         session.delete(experiment)
     session.delete(suite)
     session.commit()
+    _sweep(store, ids)
 
 
 # --------------------------------------------------------------------------- retry
@@ -205,7 +217,7 @@ def retry_experiment(
 ) -> tuple[Experiment, str]:
     """Queue a failed or cancelled experiment again (its task committed to the outbox with
     it); returns it and its previous status."""
-    experiment = _locked(session, principal, Experiment, experiment_id)
+    experiment = get_locked(session, principal, Experiment, experiment_id)
     previous = experiment.status
     if experiment.source != "train":
         session.rollback()
@@ -226,7 +238,7 @@ def retry_suite(
 ) -> tuple[Suite, list[Experiment]]:
     """Queue the suite's failed and cancelled experiments again and reset its report (rebuilt
     when they have all ended). Returns the suite and the experiments to enqueue."""
-    suite = _locked(session, principal, Suite, suite_id)
+    suite = get_locked(session, principal, Suite, suite_id)
     experiments = _lock_experiments(session, suite)
     retried = [e for e in experiments if e.status in RETRYABLE]
     try:
@@ -235,7 +247,7 @@ def retry_suite(
         _refuse_unless_stopped(retried)
         if suite.report_status == "building":
             raise Conflict("the suite's report is being built: retry when it is done")
-        _delete_objects(store, [suite_prefix(suite.id)])
+        _delete_objects(store, [], [suite_prefix(suite.id)])
     except Exception:
         session.rollback()
         raise

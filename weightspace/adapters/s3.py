@@ -227,6 +227,22 @@ class S3Store:
             raise
         return True
 
+    def _bucket_keys(self, prefix: str) -> list[str]:
+        """Bucket-level keys of every object under the store-level ``prefix``."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self.bucket,
+            Prefix=self._list_prefix(prefix),
+            PaginationConfig={"PageSize": self.page_size},
+        )
+        return [item["Key"] for page in pages for item in page.get("Contents", ())]
+
+    @_transient
+    def keys(self, prefix: str) -> list[str]:
+        """Keys of the objects whose key starts with ``prefix``, sorted."""
+        strip = len(f"{self.prefix}/") if self.prefix else 0
+        return sorted(key[strip:] for key in self._bucket_keys(prefix))
+
     @_transient
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object whose key starts with ``prefix``; return how many.
@@ -234,15 +250,8 @@ class S3Store:
         An empty ``prefix`` deletes every object of the store (everything under its own
         prefix), as :class:`~weightspace.snapshots.LocalStore` does.
         """
-        list_prefix = self._list_prefix(prefix)
-        paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(
-            Bucket=self.bucket,
-            Prefix=list_prefix,
-            PaginationConfig={"PageSize": self.page_size},
-        )
         # List everything first: deleting while paginating could shift the listing under us.
-        keys = [item["Key"] for page in pages for item in page.get("Contents", ())]
+        keys = self._bucket_keys(prefix)
         for begin in range(0, len(keys), self.page_size):
             batch = keys[begin : begin + self.page_size]
             response = self.client.delete_objects(

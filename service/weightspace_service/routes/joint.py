@@ -105,7 +105,7 @@ async def create_analysis(
     Gram machinery); rows follow the selection's order (experiment, then run and epoch).
     """
     request = body.to_request()
-    analysis_id = await run_in_threadpool(joint.save_request, store, principal, request)
+    analysis_id = await run_in_threadpool(joint.save_request, sessions, store, principal, request)
     return await _answer(analysis_id, request, sessions, store, principal, analyzer)
 
 
