@@ -141,9 +141,12 @@ def servable_sizes(
 
 def _idx_length(path: Path) -> int:
     """The first dimension of an IDX file (plain or .gz), from its header."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as file:
-        header = file.read(8)
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as compressed:
+            header = compressed.read(8)
+    else:
+        with path.open("rb") as plain:
+            header = plain.read(8)
     if len(header) < 8 or header[:2] != b"\0\0" or header[3] < 1:
         raise ValueError(f"{path} is not an IDX file")
     return int.from_bytes(header[4:8], "big")

@@ -125,10 +125,10 @@ def save_request(
 
 
 def _discard(store: ObjectStore, analysis_id: uuid.UUID, members: Sequence[uuid.UUID]) -> None:
+    """Undo :func:`save_request`'s writes (no Gram is cached before it returns)."""
     store.delete_prefix(_request_key(analysis_id))
     for experiment_id in members:
         store.delete_prefix(_member_key(experiment_id, analysis_id))
-    store.delete_prefix(experiment_prefix(joint_key(members)))
 
 
 def forget(store: ObjectStore, experiment_id: uuid.UUID) -> int:
