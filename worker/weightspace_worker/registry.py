@@ -20,6 +20,7 @@ from weightspace.adapters.settings import Settings
 log = logging.getLogger(__name__)
 _stop = threading.Event()
 _advertised: list[str] = []
+_threads: list[threading.Thread] = []
 
 
 @cache
@@ -51,12 +52,16 @@ def start(settings: Settings, worker_id: str, queues: Sequence[str]) -> threadin
 
     thread = threading.Thread(target=loop, name="weightspace-registry", daemon=True)
     thread.start()
+    _threads.append(thread)
     return thread
 
 
 def stop(settings: Settings) -> None:
     """Stop the heartbeat and remove this worker's entry."""
     _stop.set()
+    for thread in _threads:  # a heartbeat in flight must not write the entry back
+        thread.join(timeout=10)
+    _threads.clear()
     for worker_id in _advertised:
         try:
             workers.retire(_sessions(settings.database_url), worker_id)
