@@ -9,9 +9,10 @@ A ``Retry-After`` in seconds is honoured (capped at ``max_delay``).
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -25,7 +26,26 @@ def retryable(request: httpx.Request) -> bool:
     return request.method in IDEMPOTENT_METHODS or "Idempotency-Key" in request.headers
 
 
-class RetryTransport(httpx.BaseTransport):
+class _Backoff:
+    """How many attempts, and how long to wait before the next one."""
+
+    def __init__(self, attempts: int, base_delay: float, max_delay: float) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        if response is not None:
+            after = response.headers.get("Retry-After", "")
+            if after.isdigit():
+                return min(float(after), self.max_delay)
+        backoff = min(self.base_delay * 2**attempt, self.max_delay)
+        return float(backoff * (0.5 + random.random() / 2))  # jitter: clients do not retry in step
+
+
+class RetryTransport(_Backoff, httpx.BaseTransport):
     """Send through ``inner``; retry as the module says, at most ``attempts`` times in all."""
 
     def __init__(
@@ -37,21 +57,9 @@ class RetryTransport(httpx.BaseTransport):
         max_delay: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
+        super().__init__(attempts, base_delay, max_delay)
         self.inner = inner
-        self.attempts = attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
         self.sleep = sleep
-
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        if response is not None:
-            after = response.headers.get("Retry-After", "")
-            if after.isdigit():
-                return min(float(after), self.max_delay)
-        backoff = min(self.base_delay * 2**attempt, self.max_delay)
-        return float(backoff * (0.5 + random.random() / 2))  # jitter: clients do not retry in step
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         may_retry = retryable(request)
@@ -73,3 +81,41 @@ class RetryTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
+
+
+class AsyncRetryTransport(_Backoff, httpx.AsyncBaseTransport):
+    """:class:`RetryTransport` for ``httpx.AsyncClient``: the same rules, awaiting the pauses."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        *,
+        attempts: int = 5,
+        base_delay: float = 0.25,
+        max_delay: float = 8.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(attempts, base_delay, max_delay)
+        self.inner = inner
+        self.sleep = sleep
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        may_retry = retryable(request)
+        for attempt in range(self.attempts):
+            last = attempt == self.attempts - 1 or not may_retry
+            try:
+                response = await self.inner.handle_async_request(request)
+            except _CONNECT_ERRORS:
+                if last:
+                    raise
+                await self.sleep(self._delay(attempt, None))
+                continue
+            if response.status_code not in RETRY_STATUSES or last:
+                return response
+            await response.aread()
+            await response.aclose()
+            await self.sleep(self._delay(attempt, response))
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

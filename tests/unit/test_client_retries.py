@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
-from weightspace_client import ApiError, WeightspaceClient
-from weightspace_client.retries import RetryTransport
+from weightspace_client import ApiError, AsyncWeightspaceClient, WeightspaceClient
+from weightspace_client.retries import AsyncRetryTransport, RetryTransport
 
 
 def flaky(failures: list[object]) -> tuple[httpx.MockTransport, list[str]]:
@@ -50,12 +52,12 @@ def test_gives_up_after_the_attempts() -> None:
 def test_post_without_idempotency_key_is_not_repeated_but_with_one_it_is() -> None:
     transport, calls = flaky([503])
     ws = client(transport)
-    with pytest.raises(ApiError):
-        ws._request("POST", "/experiments", json={})
+    assert ws.http.post("/experiments", json={}).status_code == 503
     assert calls == ["POST"]
     transport, calls = flaky([503, httpx.ConnectError("reset")])
     ws = client(transport)
-    ws._request("POST", "/experiments", json={}, headers={"Idempotency-Key": "k"})
+    response = ws.http.post("/experiments", json={}, headers={"Idempotency-Key": "k"})
+    assert response.status_code == 200
     assert calls == ["POST"] * 3
 
 
@@ -73,3 +75,38 @@ def test_retry_after_is_honoured() -> None:
     wrapped = RetryTransport(inner, attempts=2, sleep=slept.append)
     assert httpx.Client(transport=wrapped).get("http://test/x").status_code == 200
     assert slept == [3.0]
+
+
+def test_the_async_client_retries_by_the_same_rules() -> None:
+    transport, calls = flaky([httpx.ConnectError("refused"), 502, 503])
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async def main() -> tuple[object, object]:
+        wrapped = AsyncRetryTransport(transport, attempts=4, sleep=sleep)
+        async with AsyncWeightspaceClient("http://test", transport=wrapped) as ws:
+            health = await ws.health()
+            refused = await ws.http.post("/experiments", json={})  # no key: sent once
+        return health, refused.status_code
+
+    assert asyncio.run(main()) == ({"status": "ok"}, 200)
+    assert calls == ["GET"] * 4 + ["POST"] and len(slept) == 3
+    assert all(0 < delay <= 8 for delay in slept)
+
+
+def test_the_async_client_gives_up_after_the_attempts() -> None:
+    transport, calls = flaky([504] * 10)
+
+    async def main() -> None:
+        async def sleep(_: float) -> None:
+            return None
+
+        wrapped = AsyncRetryTransport(transport, attempts=3, sleep=sleep)
+        async with AsyncWeightspaceClient("http://test", transport=wrapped) as ws:
+            await ws.health()
+
+    with pytest.raises(ApiError) as raised:
+        asyncio.run(main())
+    assert raised.value.status == 504 and calls == ["GET"] * 3

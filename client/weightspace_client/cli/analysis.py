@@ -9,8 +9,25 @@ from rich.table import Table
 
 from weightspace_client.cli.app import JsonOption, UrlOption, app
 from weightspace_client.cli.output import client as _client
-from weightspace_client.cli.output import note_incomplete, num, out, percent, print_json
+from weightspace_client.cli.output import (
+    figures_table,
+    note_incomplete,
+    num,
+    out,
+    percent,
+    print_json,
+)
 from weightspace_client.client import DEFAULT_URL
+from weightspace_client.types import PCA, Distances
+
+CsvOption = Annotated[
+    bool, typer.Option("--csv", help="Print CSV (a header row, then one row per point or pair).")
+]
+
+
+def exclusive(as_json: bool, as_csv: bool) -> None:
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json and --csv", param_hint="--csv")
 
 
 def int_list(text: str | None, option: str) -> list[int] | None:
@@ -43,11 +60,21 @@ def pca(
     ] = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """PCA of the snapshots: explained variance and each snapshot's coordinates."""
     run_list = int_list(runs, "--runs")
     epoch_list = int_list(epochs, "--epochs")
+    exclusive(as_json, as_csv)
     with _client(url) as client:
+        if as_csv:
+            typer.echo(
+                client.pca_csv(
+                    experiment_id, components=components, runs=run_list, epochs=epoch_list
+                ),
+                nl=False,
+            )
+            return
         result = client.pca(experiment_id, components=components, runs=run_list, epochs=epoch_list)
     if as_json:
         print_json(result)
@@ -62,14 +89,21 @@ def pca(
         total = cumulative[i] if i < len(cumulative) else None
         variance.add_row(f"PC{i + 1}", percent(ratio), percent(total))
     console.print(variance)
-    points = Table("run", "epoch", *(f"PC{i + 1}" for i in range(len(ratios))), title="points")
+    console.print(_points_table(result))
+    note_incomplete(result)
+
+
+def _points_table(result: PCA) -> Table:
+    components = len(result.get("explained_variance_ratio") or [])
+    table = figures_table(
+        "run", "epoch", *(f"PC{i + 1}" for i in range(components)), title="points"
+    )
     for point in result.get("points") or []:
         coordinates = point.get("coordinates") or []
-        points.add_row(
+        table.add_row(
             str(point.get("run")), str(point.get("epoch")), *(num(c) for c in coordinates)
         )
-    console.print(points)
-    note_incomplete(result)
+    return table
 
 
 @app.command()
@@ -81,21 +115,21 @@ def distances(
     ] = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Euclidean distances between the runs, and of each run from the origin and its init."""
+    exclusive(as_json, as_csv)
     with _client(url) as client:
+        if as_csv:
+            typer.echo(client.distances_csv(experiment_id, epoch=epoch), nl=False)
+            return
         result = client.distances(experiment_id, epoch=epoch)
     if as_json:
         print_json(result)
         return
     console = out()
     runs = result.get("runs") or []
-    matrix = Table(
-        "run", *(str(r) for r in runs), title=f"distances at epoch {result.get('epoch')}"
-    )
-    for run, row in zip(runs, result.get("distances") or [], strict=False):
-        matrix.add_row(str(run), *(num(d) for d in row))
-    console.print(matrix)
+    console.print(_distance_matrix(result))
     origin = result.get("distance_from_origin") or []
     init = result.get("distance_from_init") or []
     norms = Table("run", "from origin", "from init")
@@ -107,6 +141,16 @@ def distances(
         )
     console.print(norms)
     note_incomplete(result)
+
+
+def _distance_matrix(result: Distances) -> Table:
+    runs = result.get("runs") or []
+    table = figures_table(
+        "run", *(str(r) for r in runs), title=f"distances at epoch {result.get('epoch')}"
+    )
+    for run, row in zip(runs, result.get("distances") or [], strict=False):
+        table.add_row(str(run), *(num(d) for d in row))
+    return table
 
 
 @app.command()

@@ -110,6 +110,10 @@ def list_experiments(
     if as_json:
         print_json(experiments)
         return
+    out().print(_experiments_table(experiments) if experiments else "no experiments")
+
+
+def _experiments_table(experiments: Sequence[Experiment]) -> Table:
     table = Table(title="experiments")
     # Ids are what people copy from this table: never cut them.
     table.add_column(
@@ -127,7 +131,7 @@ def list_experiments(
             escape(str(experiment.get("queue") or "-")),
             escape(str(experiment.get("created_at") or "-")),
         )
-    out().print(table if experiments else "no experiments")
+    return table
 
 
 def _runs_table(runs: Sequence[Run]) -> Table:

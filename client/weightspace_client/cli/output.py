@@ -9,8 +9,10 @@ from typing import Any
 
 import httpx
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from weightspace_client.client import URL_ENV, ApiError, WeightspaceClient, WeightspaceError
 
@@ -66,6 +68,15 @@ def percent(value: Any) -> str:
         return f"{100 * float(value):.2f}%"
     except (TypeError, ValueError):
         return escape(str(value))
+
+
+def figures_table(*headers: str, title: str | None = None) -> Table:
+    """A table of figures that fits 80 columns: light rules, one space between columns, and a
+    figure too wide for its column wrapped onto a second line, never cut to an ellipsis."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1))
+    for header in headers:
+        table.add_column(header, justify="right", overflow="fold")
+    return table
 
 
 def note_incomplete(result: Mapping[str, Any]) -> None:

@@ -51,7 +51,7 @@ def follow(
 ) -> None:
     """Wait for the end (live progress unless ``as_json``); exit 1 unless it succeeded."""
     if as_json:
-        final = client.wait(experiment_id, poll=poll, timeout=timeout)
+        final = client.wait(experiment_id, poll=poll, timeout=timeout, check=False)
         print_json(final)
     else:
         final = wait_with_progress(client, experiment_id, poll=poll, timeout=timeout)
@@ -104,7 +104,7 @@ def wait_with_progress(
             )
 
     with progress:
-        return client.wait(experiment_id, poll=poll, timeout=timeout, on_update=update)
+        return client.wait(experiment_id, poll=poll, timeout=timeout, on_update=update, check=False)
 
 
 class _StateColumn(ProgressColumn):
@@ -238,4 +238,6 @@ def wait_suite_with_progress(
                 progress.stop_task(report_task[0])
 
     with progress:
-        return client.wait_suite(suite_id, poll=poll, timeout=timeout, on_update=update)
+        return client.wait_suite(
+            suite_id, poll=poll, timeout=timeout, on_update=update, check=False
+        )

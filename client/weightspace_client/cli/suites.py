@@ -29,7 +29,7 @@ from weightspace_client.cli.output import client as _client
 from weightspace_client.cli.progress import role_of, wait_suite_with_progress
 from weightspace_client.cli.server import run_embedded
 from weightspace_client.client import DEFAULT_URL
-from weightspace_client.types import Claim
+from weightspace_client.types import Claim, SuiteExperiment
 
 #: Measured figures worth a glance in the claims table (the rest are in claims.json).
 _KEY_FIGURES = (
@@ -135,7 +135,7 @@ def _reproduce(
         report_url = f"{client.base_url}/suites/{suite_id}/report"
         if as_json:
             final = client.wait_suite(
-                suite_id, poll=poll, timeout=timeout, on_update=lambda _: check()
+                suite_id, poll=poll, timeout=timeout, on_update=lambda _: check(), check=False
             )
         else:
             queues = sorted({str(i["experiment"].get("queue")) for i in suite["experiments"]})
@@ -180,7 +180,7 @@ def _reproduce(
                 },
             }
         )
-        return 0
+        return _unmeasured(claims, unfinished)
     console.print(
         f"saved the report ({len(files)} files) to {escape(str(target.resolve()))}",
         soft_wrap=True,
@@ -190,7 +190,21 @@ def _reproduce(
     console.print(f"online: {escape(report_url)}", soft_wrap=True)
     if serve_again:
         console.print(f"        (while `{escape(serve_again)}` runs)", soft_wrap=True)
-    return 0
+    return _unmeasured(claims, unfinished)
+
+
+def _unmeasured(claims: Sequence[Claim], unfinished: Sequence[SuiteExperiment]) -> int:
+    """The exit status: 1 (saying why) when experiments that did not succeed left claims
+    "not measured"; 0 otherwise (a claim a finished suite cannot measure is a finding)."""
+    missing = [str(c.get("id", "?")) for c in claims if c.get("verdict") == "not measured"]
+    if not (missing and unfinished):
+        return 0
+    ended = ", ".join(f"{role_of(i)} {i['experiment']['status']}" for i in unfinished)
+    output.error(
+        f"claim{'s' if len(missing) > 1 else ''} {', '.join(missing)} not measured "
+        f"because not every experiment succeeded ({ended})"
+    )
+    return 1
 
 
 def _no_check() -> None:
@@ -278,7 +292,8 @@ def reproduce(
 
     Shows each experiment's progress, then waits while a worker builds the report.
     Saves the report (index.html, claims.json, figures) to --out and prints the claims table.
-    Exits with status 1 (printing the error) if the report could not be built.
+    Exits with status 1 (printing the error) if the report could not be built, or if
+    experiments that failed or were cancelled left claims "not measured".
     With --embedded no server is needed: it runs one under --home while it works.
     """
     if embedded and given(ctx, "url"):
