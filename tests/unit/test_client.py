@@ -606,3 +606,19 @@ def test_the_client_commands_work_without_the_server_package() -> None:
     )
     assert result.returncode == 1
     assert "cannot reach the weightspace API at http://127.0.0.1:9" in _flat(result.stderr)
+
+
+def test_reproduce_fails_when_failed_experiments_left_claims_not_measured(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from weightspace_client.cli.suites import _unmeasured
+
+    measured = {"id": "1", "verdict": "supported"}
+    unmeasured = {"id": "4", "verdict": "not measured", "note": "experiment 3 did not succeed"}
+    failed = {"role": "exp3", "experiment": {"id": EXPERIMENT, "status": "failed"}}
+    assert _unmeasured([measured, unmeasured], [failed]) == 1  # type: ignore[list-item]
+    message = _flat(capsys.readouterr().err)
+    assert "claim 4 not measured" in message and "exp3 failed" in message
+    # Without failures, a claim the suite cannot measure is a finding, not an error.
+    assert _unmeasured([measured, unmeasured], []) == 0  # type: ignore[list-item]
+    assert _unmeasured([measured], [failed]) == 0  # type: ignore[list-item]
