@@ -22,8 +22,12 @@ class DatasetSpec(BaseModel):
         description="`mnist` and `fashion-mnist` are read from IDX files; `digits` is scikit-learn's "
         "bundled 8x8 digits (1,347 train / 450 test), for fast runs."
     )
-    train_size: int | None = Field(default=None, ge=10, le=60_000)
-    test_size: int | None = Field(default=None, ge=10, le=10_000)
+    train_size: int | None = Field(
+        default=None, ge=10, le=60_000, description="Use only the first N training examples."
+    )
+    test_size: int | None = Field(
+        default=None, ge=10, le=10_000, description="Use only the first N test examples."
+    )
 
 
 class PaperCNNSpec(BaseModel):
@@ -31,7 +35,7 @@ class PaperCNNSpec(BaseModel):
 
     model_config = _STRICT
 
-    kind: Literal["paper-cnn"]
+    kind: Literal["paper-cnn"] = Field(description="The model's architecture.")
 
 
 class CNNSpec(BaseModel):
@@ -39,12 +43,17 @@ class CNNSpec(BaseModel):
 
     model_config = _STRICT
 
-    kind: Literal["cnn"]
+    kind: Literal["cnn"] = Field(description="The model's architecture.")
     channels: list[Annotated[int, Field(ge=1, le=512)]] = Field(
-        default=[16, 32], min_length=2, max_length=2
+        default=[16, 32],
+        min_length=2,
+        max_length=2,
+        description="Output channels of the two conv layers.",
     )
-    kernel_size: Literal[3, 5] = 5
-    hidden: int = Field(default=128, ge=1, le=8192)
+    kernel_size: Literal[3, 5] = Field(default=5, description="Side of the square conv kernels.")
+    hidden: int = Field(
+        default=128, ge=1, le=8192, description="Width of the fully connected hidden layer."
+    )
 
 
 class MLPSpec(BaseModel):
@@ -52,9 +61,12 @@ class MLPSpec(BaseModel):
 
     model_config = _STRICT
 
-    kind: Literal["mlp"]
+    kind: Literal["mlp"] = Field(description="The model's architecture.")
     hidden: list[Annotated[int, Field(ge=1, le=8192)]] = Field(
-        default=[128], min_length=1, max_length=8
+        default=[128],
+        min_length=1,
+        max_length=8,
+        description="Width of each hidden layer, input side first.",
     )
 
 
@@ -64,11 +76,16 @@ ModelSpec = Annotated[PaperCNNSpec | CNNSpec | MLPSpec, Field(discriminator="kin
 class OptimizerSpec(BaseModel):
     model_config = _STRICT
 
-    name: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(default=0.01, gt=0, le=10)
+    name: Literal["sgd", "adam"] = Field(default="sgd", description="The optimizer.")
+    lr: float = Field(default=0.01, gt=0, le=10, description="Learning rate.")
     momentum: float = Field(default=0.0, ge=0, lt=1, description="SGD only.")
     nesterov: bool = Field(default=False, description="SGD only; needs momentum > 0.")
-    weight_decay: float = Field(default=0.0, ge=0, le=1)
+    weight_decay: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Weight decay: `weight_decay * w` added to the gradient (torch.optim's).",
+    )
     betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field(
         default=[0.9, 0.999], min_length=2, max_length=2, description="Adam only."
     )
@@ -106,24 +123,49 @@ class ExperimentSpec(BaseModel):
 
     model_config = _STRICT
 
-    name: str | None = Field(default=None, max_length=200)
-    seed: int = Field(default=0, ge=0, le=2**63 - 1)
-    dataset: DatasetSpec
-    model: ModelSpec
-    optimizer: OptimizerSpec = OptimizerSpec()
-    epochs: int = Field(ge=1, le=10_000)
-    batch_size: int = Field(default=64, ge=1, le=65_536)
-    dropout: float = Field(default=0.0, ge=0, lt=1)
-    snapshot_every: int = Field(default=1, ge=1, le=10_000)
-    replicas: int = Field(default=1, ge=1, le=64)
-    init: Literal["shared", "independent"] = "independent"
-    data_order: Literal["shared", "independent"] = "independent"
+    name: str | None = Field(default=None, max_length=200, description="A label of your choice.")
+    seed: int = Field(
+        default=0, ge=0, le=2**63 - 1, description="Global seed every run's seeds derive from."
+    )
+    dataset: DatasetSpec = Field(description="The data set to train and evaluate on.")
+    model: ModelSpec = Field(description="The architecture, by `kind`.")
+    optimizer: OptimizerSpec = Field(
+        default=OptimizerSpec(), description="Optimizer and its hyperparameters."
+    )
+    epochs: int = Field(
+        ge=1, le=10_000, description="Epochs each replica trains (after pretraining)."
+    )
+    batch_size: int = Field(default=64, ge=1, le=65_536, description="Examples per minibatch.")
+    dropout: float = Field(
+        default=0.0, ge=0, lt=1, description="Dropout probability of the model's dropout layers."
+    )
+    snapshot_every: int = Field(
+        default=1, ge=1, le=10_000, description="Epochs between snapshots (the final one always)."
+    )
+    replicas: int = Field(
+        default=1, ge=1, le=64, description="Runs of the same model (0..replicas-1)."
+    )
+    init: Literal["shared", "independent"] = Field(
+        default="independent",
+        description="`shared`: every replica starts from the same weights; `independent`: "
+        "each draws its own.",
+    )
+    data_order: Literal["shared", "independent"] = Field(
+        default="independent",
+        description="`shared`: every replica sees the same shuffles; `independent`: each its own.",
+    )
     dropout_masks: Literal["shared", "independent"] = Field(
         default="independent",
         description="Whether the replicas share one stream of dropout masks; "
         "left out, the same as `data_order`.",
     )
-    pretrain_epochs: int = Field(default=0, ge=0, le=10_000)
+    pretrain_epochs: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="Train one model this many epochs first, then clone it into the replicas "
+        "(needs `init: shared`).",
+    )
 
     @model_validator(mode="before")
     @classmethod

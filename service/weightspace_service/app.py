@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -17,7 +18,7 @@ from weightspace.adapters.queue import make_celery
 from weightspace.adapters.settings import Settings
 from weightspace.adapters.storage import store_for
 from weightspace.snapshots import ObjectStore
-from weightspace_service import problems
+from weightspace_service import contract, problems
 from weightspace_service.protocol import (
     BodyLimitMiddleware,
     HostCheckMiddleware,
@@ -102,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.engine.dispose()
 
     app = FastAPI(
-        title="weightspace",
+        title=contract.TITLE,
         version=API_VERSION,
         summary="Experiments in the weight space of neural networks.",
         description=(
@@ -116,6 +117,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in ROUTERS:
         app.include_router(router)
+    derive = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = contract.describe_shared_fields(derive())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.routes = route_table(app.router.routes, ROUTERS)
     problems.install(app)
     app.add_middleware(RequestContext)

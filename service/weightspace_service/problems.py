@@ -44,18 +44,20 @@ class FieldError(BaseModel):
     field: str = Field(
         description="Dotted path of the offending field, e.g. `optimizer.lr` or `query.components`."
     )
-    message: str
+    message: str = Field(description="What is wrong with it.")
 
 
 class Problem(BaseModel):
     """An RFC 9457 problem document."""
 
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    errors: list[FieldError] | None = None
+    type: str = Field(default="about:blank", description="A URI naming the kind of problem.")
+    title: str = Field(description="A short summary of the kind of problem.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str | None = Field(default=None, description="What went wrong with this request.")
+    instance: str | None = Field(default=None, description="The request's path.")
+    errors: list[FieldError] | None = Field(
+        default=None, description="One entry per invalid field (422 only)."
+    )
     request_id: str | None = Field(
         default=None,
         description="The request's id (also in the `X-Request-ID` header and the server's log).",
@@ -261,7 +263,6 @@ def _title(status: int) -> str:
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries documenting problem responses for a route."""
     descriptions = {
-        400: "The body is not valid JSON",
         401: "No valid bearer token (WEIGHTSPACE_AUTH=tokens)",
         403: "Needs an admin token (WEIGHTSPACE_AUTH=tokens)",
         404: "Not found",

@@ -54,7 +54,7 @@ class Seeds(BaseModel):
 
 class RunOut(BaseModel):
     run: int
-    status: Status
+    status: Status = Field(description="The run's own progress.")
     epoch: int | None = Field(description="Latest completed (or uploaded) epoch.")
     final_epoch: int | None = Field(
         description="The run's last epoch; for uploaded runs, null until the experiment is completed."
@@ -63,7 +63,7 @@ class RunOut(BaseModel):
         description="Mean minibatch loss of the latest epoch (dropout on)."
     )
     metrics: Metrics | None = Field(description="Losses and accuracies at the latest snapshot.")
-    seeds: Seeds
+    seeds: Seeds = Field(description="The seeds the run was derived with (from the spec's `seed`).")
     environment: dict[str, str] | None = Field(
         default=None,
         description="What the latest snapshot was computed with: torch version, device, CPU "
@@ -97,11 +97,11 @@ class RunOut(BaseModel):
 
 
 class ExperimentLinks(BaseModel):
-    self: str
-    runs: str
-    pca: str
-    distances: str
-    trajectory: str
+    self: str = Field(description="This experiment.")
+    runs: str = Field(description="Its runs and their progress.")
+    pca: str = Field(description="PCA of its snapshots.")
+    distances: str = Field(description="Distances between its runs at one epoch.")
+    trajectory: str = Field(description="Per run and snapshot: step lengths, path, straightness.")
     suite: str | None = Field(
         default=None, description="The suite this experiment belongs to, if any."
     )
@@ -129,26 +129,31 @@ def _warnings() -> Any:
 
 
 class ExperimentOut(BaseModel):
-    id: uuid.UUID
-    name: str | None
-    status: Status
+    id: uuid.UUID = Field(description="The experiment's id.")
+    name: str | None = Field(description="The spec's `name`, if it gave one.")
+    status: Status = Field(
+        description="`queued`, `running`, then `succeeded`, `failed` or "
+        "`cancelled`; the last three are final (until a retry)."
+    )
     queue: str = Field(description="Worker queue (`upload` for uploaded experiments).")
     source: vocabulary.Source = Field(
         default="train",
         description="`train`: the service trains it from `spec`; `upload`: its snapshots are uploaded.",
     )
-    spec: AnySpec
-    error: str | None
+    spec: AnySpec = Field(description="The spec as validated, defaults filled in.")
+    error: str | None = Field(
+        description="Why it failed or was cancelled (null otherwise): the server's cause."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
-    runs: list[RunOut]
-    suite_id: uuid.UUID | None = None
+    runs: list[RunOut] = Field(description="Its runs (replicas), in run order.")
+    suite_id: uuid.UUID | None = Field(default=None, description="The suite it belongs to, if any.")
     role: str | None = Field(
         default=None, description="Its role in the suite (a preset experiment)."
     )
-    links: ExperimentLinks
+    links: ExperimentLinks = Field(description="Where its resources are.")
     damaged_snapshots: list[DamagedSnapshotOut] = Field(
         default_factory=list,
         description="Snapshots found missing or corrupt (analyses that need them answer 409).",
@@ -191,14 +196,14 @@ class ExperimentOut(BaseModel):
 
 
 class ExperimentPage(BaseModel):
-    items: list[ExperimentOut]
+    items: list[ExperimentOut] = Field(description="This page's experiments, newest first.")
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null on the last page."
     )
 
 
 class RunPage(BaseModel):
-    items: list[RunOut]
+    items: list[RunOut] = Field(description="This page's runs, in run order.")
     next_cursor: str | None = None
 
 
@@ -208,9 +213,9 @@ class SnapshotOut(BaseModel):
     parameters: int = Field(description="Length of the flat parameter vector.")
     size: int = Field(description="Bytes of the safetensors file.")
     sha256: str = Field(description="sha256 of the safetensors file.")
-    metrics: Metrics
+    metrics: Metrics = Field(description="Losses and accuracies at this snapshot.")
     created_at: datetime
-    href: str
+    href: str = Field(description="Where to download the safetensors file.")
     damaged: str | None = Field(
         default=None, description="Why the stored file cannot be used, if a reader found out."
     )
@@ -231,14 +236,14 @@ class SnapshotOut(BaseModel):
 
 
 class SnapshotPage(BaseModel):
-    items: list[SnapshotOut]
+    items: list[SnapshotOut] = Field(description="This page's snapshots, in epoch order.")
     next_cursor: str | None
 
 
 class PCAPoint(BaseModel):
     run: int
     epoch: int
-    coordinates: list[float]
+    coordinates: list[float] = Field(description="The snapshot's coordinate on each component.")
 
 
 class PCAOut(BaseModel):
@@ -246,23 +251,25 @@ class PCAOut(BaseModel):
     complete: bool = Field(
         description="False while the experiment is still running: the answer covers what exists."
     )
-    components: int
-    explained_variance: list[float]
-    explained_variance_ratio: list[float]
-    cumulative_variance_ratio: list[float]
-    points: list[PCAPoint]
+    components: int = Field(description="Number of components.")
+    explained_variance: list[float] = Field(description="Per component (divisor n - 1).")
+    explained_variance_ratio: list[float] = Field(description="Per component, of the total.")
+    cumulative_variance_ratio: list[float] = Field(description="Running sum of the ratios.")
+    points: list[PCAPoint] = Field(description="One per snapshot, by run, then epoch.")
 
 
 class DistancesOut(BaseModel):
     experiment_id: uuid.UUID
     complete: bool
-    epoch: int
-    runs: list[int]
+    epoch: int = Field(description="The epoch compared (the final one unless asked).")
+    runs: list[int] = Field(description="The runs compared: the rows and columns, in order.")
     distances: list[list[float]] = Field(
         description="Euclidean distances between the runs' snapshots at `epoch`."
     )
-    cosine_similarity: list[list[float]]
-    distance_from_origin: list[float]
+    cosine_similarity: list[list[float]] = Field(
+        description="Cosine similarities between the runs' snapshots at `epoch`."
+    )
+    distance_from_origin: list[float] = Field(description="Norm of each run's snapshot.")
     distance_from_init: list[float] = Field(
         description="Distance of each run's snapshot from the run's first snapshot."
     )
@@ -280,18 +287,22 @@ class GradientOut(BaseModel):
         description="95% band of `norm_with_weight_decay` under the sign-flip null (what the "
         "norm is when the expected gradient is zero: a critical point)."
     )
-    null_band_without_weight_decay: list[float]
+    null_band_without_weight_decay: list[float] = Field(
+        description="95% band of `norm` (no weight decay) under the sign-flip null."
+    )
     chunks: int = Field(description="Chunks of the train set the sign-flip null flips.")
 
 
 class TrajectoryPoint(BaseModel):
     epoch: int
-    metrics: Metrics
-    step_length: float
-    path_length: float
-    displacement: float
-    distance_from_origin: float
-    straightness: float
+    metrics: Metrics = Field(description="Losses and accuracies at this snapshot.")
+    step_length: float = Field(description="Distance from the previous snapshot (0 at the first).")
+    path_length: float = Field(description="Sum of the step lengths so far.")
+    displacement: float = Field(description="Distance from the run's first snapshot.")
+    distance_from_origin: float = Field(description="Norm of the parameter vector.")
+    straightness: float = Field(
+        description="`displacement / path_length` (1.0 where the path length is 0)."
+    )
     distance_per_epoch: float | None = Field(
         description="Distance from the previous snapshot / epochs between them (null at the first)."
     )
@@ -305,43 +316,45 @@ class TrajectoryPoint(BaseModel):
 
 class RunTrajectory(BaseModel):
     run: int
-    points: list[TrajectoryPoint]
+    points: list[TrajectoryPoint] = Field(description="The run's snapshots, in epoch order.")
 
 
 class TrajectoryOut(BaseModel):
     experiment_id: uuid.UUID
     complete: bool
-    runs: list[RunTrajectory]
+    runs: list[RunTrajectory] = Field(description="One per run, in run order.")
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok"] = Field(description="The process answers.")
 
 
 class Readiness(BaseModel):
-    status: Literal["ready", "unavailable"]
+    status: Literal["ready", "unavailable"] = Field(
+        description="`ready` when every dependency answers (else with HTTP 503)."
+    )
     checks: dict[str, str] = Field(
         description="`ok`, or the error, per dependency: database, broker, store."
     )
 
 
 class PresetExperimentOut(BaseModel):
-    role: vocabulary.Role
-    title: str
-    spec: ExperimentSpec
+    role: vocabulary.Role = Field(description="Which of the paper's experiments it is.")
+    title: str = Field(description="What it tests, in words.")
+    spec: ExperimentSpec = Field(description="The spec a suite submits for it.")
 
 
 class PresetOut(BaseModel):
-    name: str
-    description: str
+    name: str = Field(description="The preset's name (`quick` or `paper`).")
+    description: str = Field(description="What it runs and how long it takes.")
     dataset: str = Field(
         description="The data set these specs use (the preset's default unless `dataset` was given)."
     )
-    experiments: list[PresetExperimentOut]
+    experiments: list[PresetExperimentOut] = Field(description="Its four experiments.")
 
 
 class PresetList(BaseModel):
-    items: list[PresetOut]
+    items: list[PresetOut] = Field(description="Every preset.")
 
 
 MAX_SEEDS = 10
@@ -352,7 +365,9 @@ class SuiteIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: vocabulary.PresetName
+    preset: vocabulary.PresetName = Field(
+        description="`quick`: minutes on a CPU; `paper`: the paper's scale, for a GPU."
+    )
     dataset: vocabulary.DatasetName | None = Field(
         default=None, description="Default: the preset's (quick: fashion-mnist, paper: mnist)."
     )
@@ -366,28 +381,44 @@ class SuiteIn(BaseModel):
     )
 
 
+SUITE_EXAMPLES = {
+    "quick": {
+        "summary": "The quick preset on the small digits data set, two seeds",
+        "value": {"preset": "quick", "dataset": "digits", "seeds": 2},
+    },
+    "paper": {
+        "summary": "The paper's scale on MNIST (for a GPU worker)",
+        "value": {"preset": "paper", "dataset": "mnist"},
+    },
+}
+
+
 class SuiteExperiment(BaseModel):
-    role: str
+    role: str = Field(description="Which of the preset's experiments it is.")
     replicate: int = Field(default=0, description="Its seed index in the suite (0..seeds-1).")
-    experiment: ExperimentOut
+    experiment: ExperimentOut = Field(description="The experiment and its progress.")
 
 
 class SuiteReport(BaseModel):
-    status: vocabulary.ReportStatus
-    error: str | None
+    status: vocabulary.ReportStatus = Field(
+        description="The report is built once every experiment has ended."
+    )
+    error: str | None = Field(description="Why the report could not be built (null otherwise).")
     url: str | None = Field(description="The HTML report, once ready.")
-    files: list[str]
+    files: list[str] = Field(
+        description="The report's files (relative names under `/suites/{id}/report/`), once ready."
+    )
 
 
 class SuiteOut(BaseModel):
-    id: uuid.UUID
-    preset: str
-    dataset: str
-    seeds: int = 1
-    status: Status
+    id: uuid.UUID = Field(description="The suite's id.")
+    preset: str = Field(description="The preset it runs.")
+    dataset: str = Field(description="The data set its experiments use.")
+    seeds: int = Field(default=1, description="Sets of derived seeds the experiments repeat with.")
+    status: Status = Field(description="Summarises its experiments' statuses.")
     created_at: datetime
-    experiments: list[SuiteExperiment]
-    report: SuiteReport
+    experiments: list[SuiteExperiment] = Field(description="Its experiments, by role and seed.")
+    report: SuiteReport = Field(description="The report's progress and files.")
     warnings: list[str] = _warnings()
 
     @classmethod
@@ -421,65 +452,81 @@ class ReferenceOut(BaseModel):
     )
     band: list[float] = Field(description="Its 95% band (mean of the seeds' bands).")
     bands: list[list[float]] = Field(default_factory=list, description="Each seed's band.")
-    mean: float
-    samples: int
+    mean: float = Field(description="Mean of the reference's samples.")
+    samples: int = Field(description="Samples the band was estimated from.")
 
 
 class ClaimTestOut(BaseModel):
-    name: str
-    description: str
+    name: str = Field(description="The statistic tested.")
+    description: str = Field(description="What the statistic is, in words.")
     direction: Literal["above", "below"] = Field(
         description="Where the claim puts the statistic relative to the band."
     )
-    bound: float | None
+    bound: float | None = Field(description="The band's edge the value must pass.")
     value: float | None = Field(description="Mean over the seeds.")
     interval: list[float] | None = Field(description="95% interval of the mean (2+ seeds).")
-    values: list[float | None]
-    null: ReferenceOut | None = None
-    control: ReferenceOut | None = None
-    tolerance: ReferenceOut | None = None
+    values: list[float | None] = Field(description="The statistic for each seed.")
+    null: ReferenceOut | None = Field(
+        default=None, description="The null model, if the test has one."
+    )
+    control: ReferenceOut | None = Field(
+        default=None, description="The control experiment, if the test has one."
+    )
+    tolerance: ReferenceOut | None = Field(
+        default=None, description="The tolerance, if the test compares against one."
+    )
     passed: int = Field(description="Seeds whose value lies beyond the band.")
-    seeds: int
+    seeds: int = Field(description="Seeds measured.")
 
 
 class Stability(BaseModel):
-    seeds: int
+    seeds: int = Field(description="Seeds measured.")
     agree: int = Field(description="Seeds whose verdict is the one shown.")
-    verdicts: dict[str, int]
+    verdicts: dict[str, int] = Field(description="How many seeds gave each verdict.")
 
 
 class ClaimOut(BaseModel):
     id: str = Field(description="1, 2a, 2b, 3, 4 or 5.")
     paper: str = Field(description="The paper's own wording.")
     statement: str = Field(description="What is measured.")
-    rule: str
+    rule: str = Field(description="When the claim counts as supported, in words.")
     threshold: str = Field(description="The rule, as before (kept for older clients).")
     verdict: Literal["supported", "not supported", "not measured"] = Field(
         description="The majority over the seeds (ties: the more cautious)."
     )
-    stability: Stability
-    seed_verdicts: list[str]
-    statistic: str | None = None
-    value: float | None = None
-    interval: list[float] | None = None
-    values: list[float | None] | None = None
-    null: ReferenceOut | None = None
-    control: ReferenceOut | None = None
-    tolerance: ReferenceOut | None = None
-    tests: list[ClaimTestOut]
-    measured: dict[str, Any]
-    note: str
+    stability: Stability = Field(description="How far the seeds agree on the verdict.")
+    seed_verdicts: list[str] = Field(description="Each seed's verdict, in seed order.")
+    statistic: str | None = Field(
+        default=None, description="The primary test's statistic (null if not measured)."
+    )
+    value: float | None = Field(default=None, description="The primary statistic's mean.")
+    interval: list[float] | None = Field(
+        default=None, description="95% interval of that mean (2+ seeds)."
+    )
+    values: list[float | None] | None = Field(
+        default=None, description="The primary statistic for each seed."
+    )
+    null: ReferenceOut | None = Field(default=None, description="The primary test's null model.")
+    control: ReferenceOut | None = Field(
+        default=None, description="The primary test's control experiment."
+    )
+    tolerance: ReferenceOut | None = Field(
+        default=None, description="The primary test's tolerance."
+    )
+    tests: list[ClaimTestOut] = Field(description="Every test; all must pass for `supported`.")
+    measured: dict[str, Any] = Field(description="Further measured figures, by name.")
+    note: str = Field(description="Why it is not measured, or a caveat (empty if none).")
 
 
 class ClaimsOut(BaseModel):
-    suite_id: uuid.UUID
-    claims: list[ClaimOut]
+    suite_id: uuid.UUID = Field(description="The suite whose report this is.")
+    claims: list[ClaimOut] = Field(description="The paper's claims: 1, 2a, 2b, 3, 4, 5.")
 
 
 class LineOut(BaseModel):
-    alphas: list[float]
-    train_loss: list[float]
-    test_loss: list[float]
+    alphas: list[float] = Field(description="Positions on the line: 0 at `a`, 1 at `b`.")
+    train_loss: list[float] = Field(description="Mean train loss at each alpha (nats).")
+    test_loss: list[float] = Field(description="Mean test loss at each alpha (nats).")
 
 
 class SnapshotRef(BaseModel):
@@ -492,30 +539,30 @@ class BarrierLineOut(BaseModel):
         description="`pair`: two runs' final solutions; `control`: one run's final solution and "
         "its own earlier snapshot at about the runs' mean separation."
     )
-    a: SnapshotRef
-    b: SnapshotRef
-    distance: float
+    a: SnapshotRef = Field(description="The line's start.")
+    b: SnapshotRef = Field(description="The line's end.")
+    distance: float = Field(description="Euclidean distance between `a` and `b`.")
     train_barrier: float = Field(
         description="Max over the line of the train loss minus the straight interpolation of "
         "its end losses (nats)."
     )
-    test_barrier: float
+    test_barrier: float = Field(description="The same barrier on the test loss (nats).")
     disagreement: float = Field(
         description="Share of test examples the two ends classify differently."
     )
-    line: LineOut
+    line: LineOut = Field(description="The losses along the line.")
 
 
 class BarriersOut(BaseModel):
     experiment_id: uuid.UUID
-    status: Literal["ready"]
-    lines: list[BarrierLineOut]
+    status: Literal["ready"] = Field(description="The barriers are computed.")
+    lines: list[BarrierLineOut] = Field(description="Every pair of runs, then the controls.")
 
 
 class BarriersPending(BaseModel):
     experiment_id: uuid.UUID
-    status: Literal["queued"]
-    detail: str
+    status: Literal["queued"] = Field(description="A worker computes them: ask again later.")
+    detail: str = Field(description="What is happening, in words.")
 
 
 # --------------------------------------------------------------------------- across experiments

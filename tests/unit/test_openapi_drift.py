@@ -31,4 +31,4 @@ def test_every_operation_has_a_stable_id_and_documented_problems() -> None:
         "get_trajectory",
         "download_snapshot",
     } <= set(ids)
-    assert json.loads(DOCUMENT.read_text())["info"]["title"] == "weightspace"
+    assert json.loads(DOCUMENT.read_text())["info"]["title"] == "weightspace API"

@@ -7,12 +7,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from weightspace.adapters import analyses, barriers
 from weightspace.adapters import experiments as usecases
 from weightspace.adapters.queue import BARRIERS_TASK
+from weightspace_service import tables
 from weightspace_service.deps import (
     AUTHENTICATED,
     AnalyzerDep,
@@ -48,7 +49,14 @@ router = APIRouter(
 )
 
 
-@router.get("/pca", response_model=PCAOut, responses=problem_responses(404, 409, 422))
+@router.get(
+    "/pca",
+    response_model=PCAOut,
+    responses={
+        **tables.csv_response("The PCA (as CSV with `format=csv`)", tables.PCA_EXAMPLE),
+        **problem_responses(404, 409, 422),
+    },
+)
 async def get_pca(
     experiment_id: uuid.UUID,
     sessions: SessionsDep,
@@ -65,7 +73,8 @@ async def get_pca(
         list[BoundedInt] | None,
         Query(max_length=256, description="Epochs to include (repeatable)."),
     ] = None,
-) -> PCAOut:
+    format: Annotated[tables.Format, tables.FormatQuery] = "json",
+) -> PCAOut | Response:
     """Joint PCA of the selected snapshots (default: all runs, all epochs).
 
     Repeat `runs`/`epochs` to select several (`?runs=0&runs=2`). Signs are deterministic: in each
@@ -76,7 +85,7 @@ async def get_pca(
     snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
     report = await asyncio.wrap_future(analyzer.submit(analyses.pca, snapshots, chosen, components))
     result = report.result
-    return PCAOut(
+    answer = PCAOut(
         experiment_id=experiment_id,
         complete=report.complete,
         components=components,
@@ -88,9 +97,17 @@ async def get_pca(
             for r, coords in zip(report.refs, result.coordinates, strict=True)
         ],
     )
+    return tables.pca_csv(answer) if format == "csv" else answer
 
 
-@router.get("/distances", response_model=DistancesOut, responses=problem_responses(404, 409, 422))
+@router.get(
+    "/distances",
+    response_model=DistancesOut,
+    responses={
+        **tables.csv_response("The distances (as CSV with `format=csv`)", tables.DISTANCES_EXAMPLE),
+        **problem_responses(404, 409, 422),
+    },
+)
 async def get_distances(
     experiment_id: uuid.UUID,
     sessions: SessionsDep,
@@ -104,13 +121,15 @@ async def get_distances(
             description="Default: the final epoch (while running, the latest epoch every run has reached).",
         ),
     ] = None,
-) -> DistancesOut:
+    format: Annotated[tables.Format, tables.FormatQuery] = "json",
+) -> DistancesOut | Response:
     """Run-by-run euclidean distances and cosine similarities at one epoch."""
     inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
     chosen = analyses.check_epoch(inputs, epoch)
     snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
     report = await asyncio.wrap_future(analyzer.submit(analyses.distances_at, snapshots, chosen))
-    return DistancesOut(experiment_id=experiment_id, **report.__dict__)
+    answer = DistancesOut(experiment_id=experiment_id, **report.__dict__)
+    return tables.distances_csv(answer) if format == "csv" else answer
 
 
 @router.get("/trajectory", response_model=TrajectoryOut, responses=problem_responses(404, 409, 422))

@@ -115,7 +115,7 @@ def _decode_cursor(cursor: str) -> object:
                 }
             },
         },
-        **problem_responses(400, 422, 429, 503),
+        **problem_responses(422, 429, 503),
     },
 )
 def create_experiment(

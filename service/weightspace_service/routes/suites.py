@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from weightspace.adapters import suites as usecases
@@ -23,6 +23,7 @@ from weightspace_service.deps import (
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
+    SUITE_EXAMPLES,
     ClaimsOut,
     PresetExperimentOut,
     PresetList,
@@ -84,11 +85,13 @@ def get_preset(
                 "Location": {"schema": {"type": "string"}, "description": "URL of the new suite"}
             }
         },
-        **problem_responses(400, 422, 429, 503),
+        **problem_responses(422, 429, 503),
     },
 )
-def create_suite(body: SuiteIn, submission: SubmissionDep) -> JSONResponse:
-    """Submit the preset's four experiments as one suite; the report is built when all have ended.
+def create_suite(
+    body: Annotated[SuiteIn, Body(openapi_examples=SUITE_EXAMPLES)], submission: SubmissionDep
+) -> JSONResponse:
+    """Submit the preset's experiments as one suite; the report is built when all have ended.
     The data set is checked as for `POST /experiments` (422 naming `dataset`; `warnings` when no
     live worker consumes the queue)."""
     seeds = body.seeds or load_preset(body.preset, body.dataset).seeds
