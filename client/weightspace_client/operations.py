@@ -258,12 +258,12 @@ class Operations:
 
     @operation
     def presets(self) -> Flow[list[Preset]]:
-        """``GET /presets``: every preset, each with its four experiment specs."""
+        """``GET /presets``: every preset, each with its experiment specs."""
         return (yield from every_item(Pages[Preset]("/presets")))
 
     @operation
     def preset(self, name: str, *, dataset: str | None = None) -> Flow[Preset]:
-        """One preset's four experiment specs, on ``dataset`` (default: the preset's own)."""
+        """One preset's experiment specs, on ``dataset`` (default: the preset's own)."""
         params = {} if dataset is None else {"dataset": dataset}
         return cast(Preset, (yield from get(f"/presets/{segment(name)}", params)))
 
@@ -277,11 +277,11 @@ class Operations:
         idempotency_key: str | None = None,
         seeds: int | None = None,
     ) -> Flow[Suite]:
-        """Submit a preset's four experiments as one suite; its report is built when they end.
+        """Submit a preset's experiments as one suite; its report is built when they end.
 
         ``preset`` is ``"quick"`` or ``"paper"``; ``dataset`` is ``"mnist"``,
         ``"fashion-mnist"`` or ``"digits"`` (default: the preset's); ``queue`` is ``"cpu"`` or
-        ``"gpu"`` (default: the service's); ``seeds`` repeats the four experiments with that many
+        ``"gpu"`` (default: the service's); ``seeds`` repeats the experiments with that many
         sets of derived seeds, the report giving intervals over them (default: the preset's).
         Idempotent like :meth:`submit`.
         """
