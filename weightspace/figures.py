@@ -299,8 +299,13 @@ def dynamics(result: ExperimentResult) -> Figure:
         metrics = [result.metrics[i] for i in positions]
         path = trajectory_metrics(result.gram, positions)
         label = f"run {run}"
-        loss_ax.plot(epochs, [m["train_loss"] for m in metrics], color=colour, label=label)
-        loss_ax.plot(epochs, [m["test_loss"] for m in metrics], color=colour, linestyle="--")
+        # Uploaded snapshots may come without losses: those points are left blank.
+        loss_ax.plot(
+            epochs, [m.get("train_loss", np.nan) for m in metrics], color=colour, label=label
+        )
+        loss_ax.plot(
+            epochs, [m.get("test_loss", np.nan) for m in metrics], color=colour, linestyle="--"
+        )
         if len(positions) > 1:
             per_epoch = path.step_length[1:] / np.diff(epochs)
             step_ax.plot(epochs[1:], per_epoch, color=colour, marker="o", markersize=3)

@@ -379,7 +379,7 @@ pre { background: #f6f8fa; padding: 10px; overflow-x: auto; font-size: 0.88em; m
 """
 
 # Records whether every image loaded, for people and for the browser test.
-_IMAGE_CHECK = """
+IMAGE_CHECK_SCRIPT = """
 window.addEventListener("load", function () {
   var images = Array.prototype.slice.call(document.images);
   var broken = images.filter(function (img) { return !(img.complete && img.naturalWidth > 0); })
@@ -472,7 +472,7 @@ seed's own claims, are in <a href="claims.json">claims.json</a>.</p>
 {"".join(_figure_html(f) for f in plan)}
 <h2 id="specs">Experiment specs</h2>
 {_specs_html(results)}
-<script>{_IMAGE_CHECK}</script>
+<script>{IMAGE_CHECK_SCRIPT}</script>
 </body>
 </html>
 """

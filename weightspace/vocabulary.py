@@ -51,6 +51,10 @@ EXPERIMENT_NUMBERS: dict[str, str] = {
     "pretrained-clones": "4",
 }
 
+#: One experiment's figures, served as SVG at ``/experiments/{id}/figures/{name}.svg``.
+FigureName = Literal["pca", "spectrum", "distances", "metrics"]
+FIGURE_NAMES: tuple[FigureName, ...] = get_args(FigureName)
+
 
 def describe(values: tuple[str, ...]) -> str:
     """``a``, ``b`` or ``c``: for error messages."""

@@ -9,10 +9,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from threadpoolctl import threadpool_limits
 
 from weightspace.adapters.analyses import Analyzer
 from weightspace.adapters.db import make_engine, make_sessionmaker
+from weightspace.adapters.figures import FigureMaker
 from weightspace.adapters.maintenance import Maintenance, celery_publisher
 from weightspace.adapters.queue import make_celery
 from weightspace.adapters.settings import Settings
@@ -29,10 +31,12 @@ from weightspace_service.requests import RequestContext
 from weightspace_service.routes import (
     analysis,
     experiments,
+    figures,
     health,
     joint,
     lifecycle,
     suites,
+    ui,
     uploads,
     workers,
 )
@@ -43,10 +47,12 @@ ROUTERS = (
     lifecycle.router,
     uploads.router,
     analysis.router,
+    figures.router,
     joint.router,
     suites.router,
     workers.router,
     health.router,
+    ui.router,
 )
 
 API_VERSION = "0.1.0"
@@ -87,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             workers=settings.analysis_workers,
             memory_bytes=settings.analysis_memory_bytes,
         )
+        app.state.figures = FigureMaker(app.state.analyzer)
         # Outbox relay and lease reaper (see weightspace.adapters.maintenance).
         app.state.maintenance = Maintenance(
             settings, app.state.sessions, celery_publisher(app.state.celery)
@@ -102,7 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             blas.restore_original_limits()
             app.state.engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's files served from the package (no CDN).
+    app = FastAPIOffline(
         title=contract.TITLE,
         version=API_VERSION,
         summary="Experiments in the weight space of neural networks.",

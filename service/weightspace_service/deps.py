@@ -16,6 +16,7 @@ from weightspace.adapters import idempotency, limits, workers
 from weightspace.adapters.analyses import Analyzer
 from weightspace.adapters.db import Experiment
 from weightspace.adapters.experiments import ANONYMOUS, Principal
+from weightspace.adapters.figures import FigureMaker
 from weightspace.adapters.idempotency import Created
 from weightspace.adapters.maintenance import Maintenance
 from weightspace.adapters.settings import Settings
@@ -52,6 +53,10 @@ def get_analyzer(request: Request) -> Analyzer:
     return request.app.state.analyzer  # type: ignore[no-any-return]
 
 
+def get_figure_maker(request: Request) -> FigureMaker:
+    return request.app.state.figures  # type: ignore[no-any-return]
+
+
 def get_maintenance(request: Request) -> Maintenance:
     return request.app.state.maintenance  # type: ignore[no-any-return]
 
@@ -60,6 +65,9 @@ def get_celery(request: Request) -> Celery:
     return request.app.state.celery
 
 
+#: The cookie /ui/login sets from a token, so that a browser can read pages, figures and files.
+TOKEN_COOKIE = "weightspace_token"
+READ_METHODS = frozenset({"GET", "HEAD"})
 _bearer = HTTPBearer(
     auto_error=False,
     description="A token from `weightspace token create --owner NAME` (when WEIGHTSPACE_AUTH=tokens).",
@@ -72,13 +80,18 @@ def get_principal(
 ) -> Principal:
     """Who is calling: every handler but /health goes through this one dependency. With
     ``auth='none'`` everyone is the anonymous principal; with ``auth='tokens'`` the bearer
-    token's owner, or 401."""
+    token's owner (for GET, also the token in the web pages' cookie), or 401."""
     if settings.auth == "none":
         return ANONYMOUS
-    if credentials is None:
+    secret = credentials.credentials if credentials is not None else None
+    if secret is None and request.method in READ_METHODS:
+        # The web pages' cookie (set by /ui/login), for reads only: a page elsewhere cannot
+        # make a browser change anything with it (and SameSite=Strict keeps it from sending it).
+        secret = request.cookies.get(TOKEN_COOKIE)
+    if secret is None:
         raise Unauthorized("this API needs `Authorization: Bearer <token>`", presented=False)
     with request.app.state.sessions() as session:
-        principal = authenticate(session, credentials.credentials)
+        principal = authenticate(session, secret)
     if principal is None:
         raise Unauthorized("the bearer token is unknown or revoked", presented=True)
     return principal
@@ -98,6 +111,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(get_sessions)]
 AnalyzerDep = Annotated[Analyzer, Depends(get_analyzer)]
+FigureMakerDep = Annotated[FigureMaker, Depends(get_figure_maker)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 MaintenanceDep = Annotated[Maintenance, Depends(get_maintenance)]

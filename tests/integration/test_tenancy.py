@@ -80,6 +80,7 @@ def concrete(path: str, tenants: Tenants) -> str:
         "run": "0",
         "epoch": "0",
         "name": "index.html",
+        "figure": "pca",
         "analysis_id": "00000000-0000-0000-0000-000000000000",
     }
     for name in re.findall(r"{(\w+)}", path):

@@ -1,0 +1,131 @@
+"""The web pages: experiments, an experiment with its figures, a suite with its report.
+
+HTML for people, not part of the API document. With ``WEIGHTSPACE_AUTH=tokens`` a page without
+a token redirects to ``/ui/login``, whose form keeps the token in a cookie (see deps.TOKEN_COOKIE);
+the pages are assembled in :mod:`weightspace_service.pages`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from weightspace.adapters import analyses, suites
+from weightspace.adapters import experiments as usecases
+from weightspace.adapters.tokens import authenticate
+from weightspace_service import pages
+from weightspace_service.deps import (
+    TOKEN_COOKIE,
+    FigureMakerDep,
+    OptionalPrincipalDep,
+    SessionDep,
+    SessionsDep,
+    SettingsDep,
+)
+from weightspace_service.routes import experiments
+from weightspace_service.schemas import ExperimentOut, SuiteOut
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+LIST_LIMIT = 100
+# A token is a short line; a longer form body is not a sign-in.
+MAX_LOGIN_BODY = 4096
+
+
+def _sign_in() -> RedirectResponse:
+    return RedirectResponse("/ui/login", status_code=303)
+
+
+@router.get("", response_class=HTMLResponse)
+def experiments_page(
+    session: SessionDep, principal: OptionalPrincipalDep, settings: SettingsDep
+) -> Response:
+    if principal is None:
+        return _sign_in()
+    items = usecases.list_experiments(session, principal, limit=LIST_LIMIT, after=None, status=None)
+    return HTMLResponse(
+        pages.experiments_page(
+            [ExperimentOut.of(e) for e in items],
+            limit=LIST_LIMIT,
+            signed_in=settings.auth == "tokens",
+        )
+    )
+
+
+@router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
+async def experiment_page(
+    experiment_id: uuid.UUID,
+    sessions: SessionsDep,
+    principal: OptionalPrincipalDep,
+    settings: SettingsDep,
+    maker: FigureMakerDep,
+) -> Response:
+    if principal is None:
+        return _sign_in()
+    who = principal
+
+    def read() -> ExperimentOut:  # what GET /experiments/{id} answers
+        with sessions() as session:
+            return experiments.get_experiment(experiment_id, session, who)
+
+    experiment = await run_in_threadpool(read)
+    inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
+    figures = await run_in_threadpool(maker.availability, inputs)
+    return HTMLResponse(
+        pages.experiment_page(experiment, figures, signed_in=settings.auth == "tokens")
+    )
+
+
+@router.get("/suites/{suite_id}", response_class=HTMLResponse)
+def suite_page(
+    suite_id: uuid.UUID, session: SessionDep, principal: OptionalPrincipalDep, settings: SettingsDep
+) -> Response:
+    if principal is None:
+        return _sign_in()
+    suite = suites.get_suite(session, principal, suite_id)
+    out = SuiteOut.of(suite, suites.suite_status(suite))
+    return HTMLResponse(
+        pages.suite_page(out, suite.claims or [], signed_in=settings.auth == "tokens")
+    )
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(settings: SettingsDep) -> Response:
+    if settings.auth == "none":
+        return RedirectResponse("/ui", status_code=303)
+    return HTMLResponse(pages.login_page())
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, sessions: SessionsDep, settings: SettingsDep) -> Response:
+    if settings.auth == "none":
+        return RedirectResponse("/ui", status_code=303)
+    body = await request.body()
+    token = parse_qs(body[:MAX_LOGIN_BODY].decode("utf-8", "replace")).get("token", [""])[0]
+
+    def check() -> bool:
+        with sessions() as session:
+            return token != "" and authenticate(session, token.strip()) is not None
+
+    if not await run_in_threadpool(check):
+        return HTMLResponse(pages.login_page("That token is unknown or revoked."), status_code=401)
+    response = RedirectResponse("/ui", status_code=303)
+    response.set_cookie(
+        TOKEN_COOKIE,
+        token.strip(),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = _sign_in()
+    response.delete_cookie(TOKEN_COOKIE, path="/")
+    return response
