@@ -12,7 +12,9 @@ from weightspace.figures import FigureUnavailable
 from weightspace.spec import ExperimentSpec
 from weightspace.vocabulary import FIGURE_NAMES
 
-SPEC = ExperimentSpec.model_validate({"dataset": {"name": "digits"}, "model": {"kind": "mlp"}})
+SPEC = ExperimentSpec.model_validate(
+    {"dataset": {"name": "digits"}, "model": {"kind": "mlp"}, "epochs": 4}
+)
 
 
 def walks(runs: int, epochs: int, metrics: bool = True) -> ExperimentResult:
