@@ -57,6 +57,8 @@ from weightspace_client.types import (
     Distances,
     Experiment,
     Health,
+    Landscape,
+    LandscapePending,
     Preset,
     Readiness,
     Run,
@@ -71,6 +73,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: What a report file may be called: a plain name in the report folder, nothing above it.
 _REPORT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 _CSV = {"Accept": "text/csv"}
+_SVG = {"Accept": "image/svg+xml"}
 
 
 class Operations:
@@ -440,7 +443,8 @@ class Operations:
         poll: float = 0.5,
         timeout: float | None = None,
     ) -> Flow[Analysis]:
-        """``POST /analyses``: PCA (``kind="pca"``) or distances (``"distances"``) of snapshots
+        """``POST /analyses``: PCA (``kind="pca"``), distances (``"distances"``) or loss barriers
+        (``"barriers"``: computed by a worker, for experiments the service trained) of snapshots
         from several experiments, e.g. ``[{"experiment": id1}, {"experiment": id2, "runs": [0]}]``;
         polls while the service answers 202 and returns the finished analysis."""
         body = {"kind": kind, "components": int(components), "selection": list(selection)}
@@ -487,6 +491,57 @@ class Operations:
         computes them: ask again after a while)."""
         path = f"{experiment_path(experiment_id)}/barriers"
         return cast(Barriers | BarriersPending, (yield from get(path)))
+
+    @operation
+    def landscape(
+        self,
+        experiment_id: str,
+        *,
+        run: int = 0,
+        resolution: int = 21,
+        margin: float = 0.25,
+        normalisation: str = "none",
+        wait: bool = False,
+        poll: float = 1.0,
+        timeout: float | None = None,
+    ) -> Flow[Landscape | LandscapePending]:
+        """Train and test loss on a grid over the PC1-PC2 plane of one run's trajectory
+        (``status`` "queued" while a worker computes it; with ``wait``, poll until it is ready,
+        raising :class:`TimeoutError` if ``timeout`` seconds pass first)."""
+        params = _plane_params(run, resolution, margin, normalisation)
+        path = f"{experiment_path(experiment_id)}/landscape"
+
+        def fetch() -> Flow[Landscape | LandscapePending]:
+            return cast(Landscape | LandscapePending, (yield from get(path, params)))
+
+        if not wait:
+            return (yield from fetch())
+        return (
+            yield from poll_until(
+                fetch,
+                lambda answer: answer["status"] == "ready",
+                lambda answer: f"landscape of {experiment_id} is still {answer['status']}",
+                every=poll,
+                timeout=timeout,
+                on_update=None,
+            )
+        )
+
+    @operation
+    def landscape_svg(
+        self,
+        experiment_id: str,
+        *,
+        run: int = 0,
+        resolution: int = 21,
+        margin: float = 0.25,
+        normalisation: str = "none",
+    ) -> Flow[bytes | None]:
+        """:meth:`landscape`'s plane as an SVG figure, or None while a worker computes it (202)."""
+        params = _plane_params(run, resolution, margin, normalisation)
+        path = f"{experiment_path(experiment_id)}/landscape.svg"
+        response = yield from call("GET", path, params=params, headers=_SVG)
+        return None if response.status_code == 202 else response.content
 
 
 # -- the operations' parts ---------------------------------------------------------------------
@@ -551,3 +606,12 @@ def _pca_params(
     if epochs is not None:
         params["epochs"] = [int(e) for e in epochs]
     return params
+
+
+def _plane_params(run: int, resolution: int, margin: float, normalisation: str) -> dict[str, Any]:
+    return {
+        "run": int(run),
+        "resolution": int(resolution),
+        "margin": float(margin),
+        "normalisation": normalisation,
+    }

@@ -345,17 +345,72 @@ class JointDistances(TypedDict):
     distance_from_origin: list[float]
 
 
+class JointEnd(TypedDict):
+    """One end of a line between snapshots of different experiments."""
+
+    experiment: str
+    run: int
+    epoch: int
+
+
+class JointLineLoss(TypedDict):
+    alphas: list[float]
+    train_loss: list[float]
+    test_loss: list[float]
+
+
+class JointBarrierLine(TypedDict):
+    kind: Literal["pair", "control"]
+    a: JointEnd
+    b: JointEnd
+    distance: float
+    train_barrier: float
+    test_barrier: float
+    disagreement: float
+    line: JointLineLoss
+
+
+class JointBarriers(TypedDict):
+    lines: list[JointBarrierLine]
+
+
 class Analysis(TypedDict):
-    """``POST /analyses`` / ``GET /analyses/{id}``: PCA or distances across experiments."""
+    """``POST /analyses`` / ``GET /analyses/{id}``: PCA, distances or barriers across
+    experiments."""
 
     id: str
-    kind: Literal["pca", "distances"]
+    kind: Literal["pca", "distances", "barriers"]
     status: Literal["running", "succeeded"]
     complete: bool
     snapshots: list[JointSnapshot]
     pca: NotRequired[JointPCA | None]
     distances: NotRequired[JointDistances | None]
+    barriers: NotRequired[JointBarriers | None]
     links: dict[str, str]
+
+
+class Landscape(TypedDict):
+    """``GET /experiments/{id}/landscape``: loss on a grid over the PC1-PC2 plane of a run."""
+
+    experiment_id: str
+    status: Literal["ready"]
+    run: int
+    epochs: list[int]
+    normalisation: Literal["none", "filter"]
+    explained_variance_ratio: list[float]
+    alphas: list[float]  # PC1 axis
+    betas: list[float]  # PC2 axis
+    train_loss: list[list[float]]  # [beta index][alpha index]
+    test_loss: list[list[float]]
+    trajectory: list[list[float]]  # per snapshot (PC1, PC2); the final one is (0, 0)
+    train_examples: int
+    test_examples: int
+
+
+class LandscapePending(TypedDict):
+    experiment_id: str
+    status: Literal["queued"]
+    detail: str
 
 
 class SnapshotRef(TypedDict):
@@ -424,6 +479,12 @@ OPENAPI_SCHEMAS: dict[str, str] = {
     "JointPCA": "JointPCA",
     "JointDistances": "JointDistances",
     "Analysis": "AnalysisOut",
+    "JointEnd": "JointEnd",
+    "JointLineLoss": "JointLineLoss",
+    "JointBarrierLine": "JointBarrierLine",
+    "JointBarriers": "JointBarriers",
+    "Landscape": "LandscapeOut",
+    "LandscapePending": "LandscapePending",
     "FieldError": "FieldError",
     "Problem": "Problem",
     "Metrics": "Metrics",

@@ -17,6 +17,7 @@ from weightspace.adapters import joint
 from weightspace.adapters.db import Experiment, Run, SnapshotRecord, Suite
 from weightspace.analysis import PCAResult
 from weightspace.spec import AnySpec, ExperimentSpec, parse_spec
+from weightspace_service.landscape_schemas import JointBarriers
 from weightspace_service.params import BoundedInt
 
 Status = vocabulary.Status
@@ -587,9 +588,10 @@ class AnalysisIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["pca", "distances"] = Field(
+    kind: Literal["pca", "distances", "barriers"] = Field(
         description="`pca`: one joint PCA basis; `distances`: the matrix of distances between "
-        "every pair of selected snapshots."
+        "every pair of selected snapshots; `barriers`: loss barriers between every two selected "
+        "runs' last selected snapshots (experiments the service trained, one model and data set)."
     )
     selection: list[SelectionIn] = Field(
         min_length=1, max_length=32, description="One entry per experiment (each at most once)."
@@ -620,6 +622,16 @@ ANALYSIS_EXAMPLES = {
             "selection": [
                 {"experiment": "0b7c3c1e-6f6a-4f3e-9a39-1d2b7e2f8c10", "epochs": [20]},
                 {"experiment": "5d2e9f4a-2c3b-4b8e-8f61-7a9c0d1e2f30", "runs": [0, 1]},
+            ],
+        },
+    },
+    "barriers": {
+        "summary": "Barriers between the final solutions of two trained experiments",
+        "value": {
+            "kind": "barriers",
+            "selection": [
+                {"experiment": "0b7c3c1e-6f6a-4f3e-9a39-1d2b7e2f8c10"},
+                {"experiment": "5d2e9f4a-2c3b-4b8e-8f61-7a9c0d1e2f30"},
             ],
         },
     },
@@ -682,13 +694,16 @@ class JointDistances(BaseModel):
 
 class AnalysisOut(BaseModel):
     id: uuid.UUID = Field(description="The same request gets the same id.")
-    kind: Literal["pca", "distances"] = Field(description="What was asked.")
+    kind: Literal["pca", "distances", "barriers"] = Field(description="What was asked.")
     status: Literal["running", "succeeded"] = Field(description="`running`: poll `links.self`.")
     complete: bool = Field(description="False while any selected experiment is still running.")
     snapshots: list[JointSnapshot] = Field(description="The rows, in order.")
     pca: JointPCA | None = Field(default=None, description="For `pca`, once succeeded.")
     distances: JointDistances | None = Field(
         default=None, description="For `distances`, once succeeded."
+    )
+    barriers: JointBarriers | None = Field(
+        default=None, description="For `barriers`, once succeeded."
     )
     links: dict[str, str] = Field(description="`self`: where to poll.")
 

@@ -1,23 +1,23 @@
 """Use cases for an experiment's loss barriers (claim 4), and its snapshots as a core result.
 
-``GET /experiments/{id}/barriers`` asks for them: the first request marks them queued (once, by
-an atomic update) and the caller enqueues the job; the worker computes them through the core
-(:func:`weightspace.landscape.barriers`), caches the JSON in the object store and marks them
-ready; later requests read the cache. The report job uses the same cache.
+``GET /experiments/{id}/barriers`` asks for them: a cached worker job (:mod:`.jobs`, like the
+landscape planes): the first request queues it (once) and the caller enqueues the task; the
+worker computes them through the core (:func:`weightspace.landscape.barriers`), caches the JSON
+in the object store and marks them ready; later requests read the cache. The report job uses the
+same cache.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace import landscape
+from weightspace.adapters import jobs
 from weightspace.adapters.analyses import all_snapshots
 from weightspace.adapters.db import Experiment
 from weightspace.adapters.experiments import Conflict
@@ -52,38 +52,28 @@ def result_of(
     )
 
 
+def job_key(experiment_id: uuid.UUID) -> str:
+    """The barriers' row among the cached jobs (:mod:`.jobs`)."""
+    return f"barriers/{experiment_id.hex}"
+
+
 def request_barriers(session: Session, experiment: Experiment) -> bool:
     """Whether this request queued the job (the caller enqueues it); Conflict if it cannot run."""
     if experiment.status != "succeeded":
         raise Conflict(
             f"barriers are computed once the experiment has succeeded; it is {experiment.status}"
         )
-    if experiment.barriers_status == "failed":
-        raise Conflict(f"computing the barriers failed: {experiment.barriers_error}")
-    if experiment.barriers_status is not None:
-        return False
-    claimed = session.execute(
-        update(Experiment)
-        .where(Experiment.id == experiment.id, Experiment.barriers_status.is_(None))
-        .values(barriers_status="queued")
-    )
-    session.commit()
-    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+    return jobs.request(session, job_key(experiment.id), experiment.owner, experiment.id)
 
 
 def undo_request(session: Session, experiment_id: uuid.UUID) -> None:
     """The job could not be enqueued: forget the request, so the next one tries again."""
-    session.execute(
-        update(Experiment).where(Experiment.id == experiment_id).values(barriers_status=None)
-    )
-    session.commit()
+    jobs.undo(session, job_key(experiment_id))
 
 
-def cached(store: ObjectStore, experiment: Experiment) -> dict[str, Any] | None:
-    if experiment.barriers_status != "ready":
-        return None
-    document: dict[str, Any] = json.loads(store.get(barriers_key(experiment.id)))
-    return document
+def cached(session: Session, store: ObjectStore, experiment: Experiment) -> dict[str, Any] | None:
+    """The stored barriers once ready; Conflict if computing them failed; None otherwise."""
+    return jobs.cached(session, store, job_key(experiment.id), barriers_key(experiment.id))
 
 
 def compute_barriers(
@@ -96,23 +86,24 @@ def compute_barriers(
     allow_download: bool = False,
 ) -> BarrierReport:
     """Compute (or read from the cache) and store the experiment's barriers; mark them ready."""
-    with sessions() as session:
+
+    def compute(session: Session) -> dict[str, Any]:
         experiment = session.get_one(Experiment, experiment_id)
-        if (document := cached(store, experiment)) is not None:
-            return BarrierReport.from_dict(document)
-        try:
-            result = result_of(session, store, experiment)
-            data = load_dataset(result.spec.dataset, data_dir, allow_download=allow_download)
-            report = landscape.barriers(result, data, device=device)
-            store.put(barriers_key(experiment_id), json.dumps(report.to_dict()).encode())
-            experiment.barriers_status, experiment.barriers_error = "ready", None
-            session.commit()
-            log.info("barriers of %d lines stored", len(report.lines))
-            return report
-        except Exception as error:
-            session.rollback()
-            experiment = session.get_one(Experiment, experiment_id)
-            experiment.barriers_status = "failed"
-            experiment.barriers_error = f"{type(error).__name__}: {error}"
-            session.commit()
-            raise
+        result = result_of(session, store, experiment)
+        data = load_dataset(result.spec.dataset, data_dir, allow_download=allow_download)
+        report = landscape.barriers(result, data, device=device)
+        log.info("barriers of %d lines computed", len(report.lines))
+        return report.to_dict()
+
+    with sessions() as session:
+        owner = session.get_one(Experiment, experiment_id).owner
+    document = jobs.run(
+        sessions,
+        store,
+        job_key(experiment_id),
+        compute,
+        owner=owner,
+        experiment_id=experiment_id,
+        stored_at=barriers_key(experiment_id),
+    )
+    return BarrierReport.from_dict(document)

@@ -113,10 +113,6 @@ class Experiment(Base):
     )
     role: Mapped[str | None] = mapped_column(String(40))  # the preset's name for it in its suite
     replicate: Mapped[int | None] = mapped_column(Integer)  # its seed index in its suite
-    # The loss barriers between its final solutions (cached in the store): null until asked for,
-    # then queued, ready or failed.
-    barriers_status: Mapped[str | None] = mapped_column(String(20))
-    barriers_error: Mapped[str | None] = mapped_column(Text)
     # "train": the service trains it from ``spec``; "upload": its snapshots are uploaded.
     source: Mapped[str] = mapped_column(String(20), default="train", server_default="train")
     # Parameter layout (weightspace.imports.Layout.to_json) of uploaded snapshots, fixed by the
@@ -262,6 +258,24 @@ class WorkerRecord(Base):
     datasets: Mapped[dict[str, list[int]]] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class CachedJob(Base):
+    """A worker job whose result is cached in the object store (see adapters.jobs): one row per
+    distinct request, queued by the first request, then ready or failed."""
+
+    __tablename__ = "cached_jobs"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    # The experiment it reads, if one: deleting the experiment deletes the row.
+    experiment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 def make_engine(url: str) -> Engine:

@@ -39,7 +39,7 @@ from weightspace.snapshots import (
 )
 from weightspace.spec import UploadSpec
 
-Kind = Literal["pca", "distances"]
+Kind = Literal["pca", "distances", "barriers"]
 NAMESPACE = uuid.UUID("6b0f3d2e-4a51-4c1e-9d7a-3f2b8c5e1a90")
 
 
@@ -144,14 +144,20 @@ def forget(store: ObjectStore, experiment_id: uuid.UUID) -> int:
     return len(markers)
 
 
-def load_request(store: ObjectStore, principal: Principal, analysis_id: uuid.UUID) -> Request:
+def load_stored_request(store: ObjectStore, analysis_id: uuid.UUID) -> tuple[str, Request]:
+    """The stored request and its owner (for the worker, which acts for that owner)."""
     try:
         body = json.loads(store.get(_request_key(analysis_id)))
     except ObjectNotFound:
         raise NotFound(f"analysis {analysis_id} not found") from None
-    if body.get("owner") != principal.id:
+    return str(body.get("owner")), Request.from_json(body["request"])
+
+
+def load_request(store: ObjectStore, principal: Principal, analysis_id: uuid.UUID) -> Request:
+    owner, request = load_stored_request(store, analysis_id)
+    if owner != principal.id:
         raise NotFound(f"analysis {analysis_id} not found")
-    return Request.from_json(body["request"])
+    return request
 
 
 @dataclass(frozen=True)

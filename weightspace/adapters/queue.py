@@ -11,6 +11,8 @@ from weightspace.vocabulary import QUEUES
 TRAIN_TASK = "weightspace.train_experiment"
 REPORT_TASK = "weightspace.build_report"
 BARRIERS_TASK = "weightspace.compute_barriers"
+LANDSCAPE_TASK = "weightspace.compute_landscape"
+JOINT_BARRIERS_TASK = "weightspace.compute_joint_barriers"
 
 
 def _transport_options(settings: Settings) -> dict[str, object]:

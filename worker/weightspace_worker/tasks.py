@@ -10,9 +10,23 @@ from celery import Task
 from celery.signals import worker_shutting_down
 from sqlalchemy.orm import Session, sessionmaker
 
-from weightspace.adapters import barriers, execution, faults, logs, suites
+from weightspace.adapters import (
+    barriers,
+    execution,
+    faults,
+    joint_barriers,
+    landscapes,
+    logs,
+    suites,
+)
 from weightspace.adapters.db import make_engine, make_sessionmaker
-from weightspace.adapters.queue import BARRIERS_TASK, REPORT_TASK, TRAIN_TASK
+from weightspace.adapters.queue import (
+    BARRIERS_TASK,
+    JOINT_BARRIERS_TASK,
+    LANDSCAPE_TASK,
+    REPORT_TASK,
+    TRAIN_TASK,
+)
 from weightspace.adapters.storage import store_for
 from weightspace.snapshots import ObjectStore
 from weightspace.vocabulary import TERMINAL
@@ -96,3 +110,25 @@ def compute_barriers(self: Task, experiment_id: str) -> int:
             sessions, store, uuid.UUID(experiment_id), **_job_options(self)
         )
     return len(report.lines)
+
+
+@app.task(name=LANDSCAPE_TASK, bind=True)
+def compute_landscape(
+    self: Task, experiment_id: str, run: int, resolution: int, margin: float, normalisation: str
+) -> int:
+    """Compute and cache the loss on a grid over the PC1-PC2 plane of one run's trajectory."""
+    sessions, store = _resources()
+    options = landscapes.Options(run, resolution, margin, normalisation)  # type: ignore[arg-type]
+    with logs.context(experiment_id=experiment_id):
+        document = landscapes.compute_job(
+            sessions, store, uuid.UUID(experiment_id), options, **_job_options(self)
+        )
+    return len(document["alphas"])
+
+
+@app.task(name=JOINT_BARRIERS_TASK, bind=True)
+def compute_joint_barriers(self: Task, analysis_id: str) -> int:
+    """Compute and cache the barriers between snapshots selected from several experiments."""
+    sessions, store = _resources()
+    document = joint_barriers.compute(sessions, store, uuid.UUID(analysis_id), **_job_options(self))
+    return len(document["lines"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from typing import Annotated
 
@@ -13,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from weightspace.adapters import analyses, barriers
 from weightspace.adapters import experiments as usecases
 from weightspace.adapters.queue import BARRIERS_TASK
-from weightspace_service import tables
+from weightspace_service import jobs, tables
 from weightspace_service.deps import (
     AUTHENTICATED,
     AnalyzerDep,
@@ -24,7 +25,7 @@ from weightspace_service.deps import (
     StoreDep,
 )
 from weightspace_service.params import INT32_MAX, BoundedInt
-from weightspace_service.problems import Unavailable, problem_responses
+from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
     BarriersOut,
@@ -39,7 +40,6 @@ from weightspace_service.schemas import (
     TrajectoryPoint,
 )
 
-BARRIERS_RETRY_AFTER_S = 5
 router = APIRouter(
     prefix="/experiments/{experiment_id}",
     tags=["analysis"],
@@ -178,11 +178,7 @@ async def get_trajectory(
     "/barriers",
     response_model=BarriersOut,
     responses={
-        202: {
-            "model": BarriersPending,
-            "description": "Being computed by a worker: ask again after `Retry-After` seconds",
-            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-        },
+        **jobs.pending_responses(BarriersPending),
         **problem_responses(404, 409, 422, 503),
     },
 )
@@ -200,24 +196,14 @@ def get_barriers(
     answers 202; once computed, the result is cached and answered with 200.
     """
     experiment = usecases.get_experiment(session, principal, experiment_id)
-    if (document := barriers.cached(store, experiment)) is not None:
+    if (document := barriers.cached(session, store, experiment)) is not None:
         return BarriersOut(experiment_id=experiment.id, status="ready", **document)
     if barriers.request_barriers(session, experiment):
-        try:
-            celery.send_task(BARRIERS_TASK, args=[str(experiment.id)], queue=experiment.queue)
-        except Exception as error:
-            barriers.undo_request(session, experiment.id)
-            raise Unavailable(f"the job queue is unreachable ({type(error).__name__})") from error
+        undo = functools.partial(barriers.undo_request, session, experiment.id)
+        jobs.enqueue(celery, BARRIERS_TASK, [str(experiment.id)], experiment.queue, undo)
     pending = BarriersPending(
         experiment_id=experiment.id,
         status="queued",
         detail="the barriers are being computed by a worker",
     )
-    return JSONResponse(
-        pending.model_dump(mode="json"),
-        status_code=202,
-        headers={
-            "Retry-After": str(BARRIERS_RETRY_AFTER_S),
-            "Location": f"/experiments/{experiment.id}/barriers",
-        },
-    )
+    return jobs.accepted(pending, f"/experiments/{experiment.id}/barriers")

@@ -5,17 +5,28 @@ from __future__ import annotations
 import asyncio
 import uuid
 from concurrent.futures import Future
-from typing import Annotated, Any
+from typing import Annotated
 
+from celery import Celery
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from weightspace.adapters import analyses, joint
+from weightspace.adapters import analyses, joint, joint_barriers
 from weightspace.adapters.experiments import Principal
+from weightspace.adapters.queue import JOINT_BARRIERS_TASK
 from weightspace.snapshots import ObjectStore
-from weightspace_service.deps import AUTHENTICATED, AnalyzerDep, PrincipalDep, SessionsDep, StoreDep
+from weightspace_service import jobs
+from weightspace_service.deps import (
+    AUTHENTICATED,
+    AnalyzerDep,
+    CeleryDep,
+    PrincipalDep,
+    SessionsDep,
+    StoreDep,
+)
+from weightspace_service.landscape_schemas import JointBarriers
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
@@ -37,13 +48,7 @@ router = APIRouter(
 
 #: How long a request waits for its answer before it is answered 202 with a URL to poll.
 WAIT_SECONDS = 1.0
-PENDING: dict[int | str, dict[str, Any]] = {
-    202: {
-        "model": AnalysisOut,
-        "description": "Being computed: poll the `Location` (status `running`)",
-        "headers": {"Location": {"schema": {"type": "string"}, "description": "Where to poll"}},
-    }
-}
+PENDING = jobs.pending_responses(AnalysisOut)
 
 
 async def _answer(
@@ -53,20 +58,17 @@ async def _answer(
     store: ObjectStore,
     principal: Principal,
     analyzer: analyses.Analyzer,
+    celery: Celery,
 ) -> JSONResponse:
     resolved = await run_in_threadpool(joint.resolve, sessions, store, principal, request)
+    if request.kind == "barriers":
+        return await run_in_threadpool(
+            _barriers, analysis_id, request, resolved, sessions, store, principal, celery
+        )
     future: Future[analyses.Snapshots] = analyzer.snapshots(resolved.inputs)
     done, _ = await asyncio.wait([asyncio.wrap_future(future)], timeout=WAIT_SECONDS)
-    location = f"/analyses/{analysis_id}"
-    labels = [JointSnapshot.of(resolved.label(r)) for r in resolved.chosen]
-    body = AnalysisOut(
-        id=analysis_id,
-        kind=request.kind,
-        status="running",
-        complete=resolved.inputs.complete,
-        snapshots=labels,
-        links={"self": location},
-    )
+    body = _body(analysis_id, request, resolved)
+    location = body.links["self"]
     if not done:
         return JSONResponse(
             body.model_dump(mode="json"),
@@ -86,10 +88,53 @@ async def _answer(
     return JSONResponse(body.model_dump(mode="json"), headers={"Location": location})
 
 
+def _body(analysis_id: uuid.UUID, request: joint.Request, resolved: joint.Joint) -> AnalysisOut:
+    return AnalysisOut(
+        id=analysis_id,
+        kind=request.kind,
+        status="running",
+        complete=resolved.inputs.complete,
+        snapshots=[JointSnapshot.of(resolved.label(r)) for r in resolved.chosen],
+        links={"self": f"/analyses/{analysis_id}"},
+    )
+
+
+def _barriers(
+    analysis_id: uuid.UUID,
+    request: joint.Request,
+    resolved: joint.Joint,
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    principal: Principal,
+    celery: Celery,
+) -> JSONResponse:
+    """Barriers: a cached worker job (202 until a worker has computed them)."""
+    body = _body(analysis_id, request, resolved)
+    location = body.links["self"]
+    with sessions() as session:
+        queue = joint_barriers.prepare(session, request, resolved)
+        document = jobs.cached_or_queued(
+            session,
+            store,
+            celery,
+            key=joint_barriers.key(analysis_id),
+            owner=principal.id,
+            experiment_id=request.parts[0].experiment,
+            task=JOINT_BARRIERS_TASK,
+            args=[str(analysis_id)],
+            queue=queue,
+        )
+    if document is None:
+        return jobs.accepted(body, location)
+    body.barriers = JointBarriers.model_validate(document)
+    body.status = "succeeded"
+    return JSONResponse(body.model_dump(mode="json"), headers={"Location": location})
+
+
 @router.post(
     "",
     response_model=AnalysisOut,
-    responses={**PENDING, **problem_responses(404, 409, 422)},
+    responses={**PENDING, **problem_responses(404, 409, 422, 503)},
 )
 async def create_analysis(
     body: Annotated[AnalysisIn, Body(openapi_examples=ANALYSIS_EXAMPLES)],
@@ -97,22 +142,27 @@ async def create_analysis(
     store: StoreDep,
     principal: PrincipalDep,
     analyzer: AnalyzerDep,
+    celery: CeleryDep,
 ) -> JSONResponse:
-    """PCA or distances of snapshots selected from several experiments of one parameter layout.
+    """PCA, distances or barriers of snapshots selected from several experiments of one
+    parameter layout.
 
-    Answered at once (200) when the Gram matrix of the selection is cached or quick to compute;
-    otherwise 202 with a `Location` to poll. Exact like the per-experiment endpoints (the same
-    Gram machinery); rows follow the selection's order (experiment, then run and epoch).
+    PCA and distances are answered at once (200) when the Gram matrix of the selection is cached
+    or quick to compute; otherwise 202 with a `Location` to poll. Exact like the per-experiment
+    endpoints (the same Gram machinery); rows follow the selection's order (experiment, then run
+    and epoch). Barriers (only for succeeded experiments the service trained, of one model and
+    data set) are lines between every two selected runs' last selected snapshots, computed by a
+    worker like `GET /experiments/{id}/barriers`: 202 until ready, then 200 from the cache.
     """
     request = body.to_request()
     analysis_id = await run_in_threadpool(joint.save_request, sessions, store, principal, request)
-    return await _answer(analysis_id, request, sessions, store, principal, analyzer)
+    return await _answer(analysis_id, request, sessions, store, principal, analyzer, celery)
 
 
 @router.get(
     "/{analysis_id}",
     response_model=AnalysisOut,
-    responses={**PENDING, **problem_responses(404, 409, 422)},
+    responses={**PENDING, **problem_responses(404, 409, 422, 503)},
 )
 async def get_analysis(
     analysis_id: uuid.UUID,
@@ -120,7 +170,8 @@ async def get_analysis(
     store: StoreDep,
     principal: PrincipalDep,
     analyzer: AnalyzerDep,
+    celery: CeleryDep,
 ) -> JSONResponse:
     """The analysis (200), or 202 while it is being computed."""
     request = await run_in_threadpool(joint.load_request, store, principal, analysis_id)
-    return await _answer(analysis_id, request, sessions, store, principal, analyzer)
+    return await _answer(analysis_id, request, sessions, store, principal, analyzer, celery)

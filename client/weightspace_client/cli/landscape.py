@@ -1,0 +1,80 @@
+"""The landscape command: loss on the PC1-PC2 plane of a run's trajectory (a worker job)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from weightspace_client.cli.app import JsonOption, UrlOption, app
+from weightspace_client.cli.output import client as _client
+from weightspace_client.cli.output import num, out, percent, print_json
+from weightspace_client.client import DEFAULT_URL
+
+
+# An enum, not a Literal, for the choice: every Typer since 0.12 takes them (see cli.app).
+class NormalisationName(StrEnum):
+    none = "none"
+    filter = "filter"
+
+
+@app.command()
+def landscape(
+    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="Experiment id.")],
+    run: Annotated[
+        int, typer.Option("--run", min=0, help="The run whose path spans the plane.")
+    ] = 0,
+    resolution: Annotated[
+        int, typer.Option("--resolution", min=5, max=51, help="Grid points per axis.")
+    ] = 21,
+    margin: Annotated[
+        float, typer.Option("--margin", min=0.0, max=4.0, help="Reach beyond the trajectory.")
+    ] = 0.25,
+    normalisation: Annotated[
+        NormalisationName,
+        typer.Option("--normalisation", help="`filter`: filter-normalised directions."),
+    ] = NormalisationName.none,
+    svg: Annotated[
+        Path | None, typer.Option("--svg", help="Also write the figure to this SVG file.")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.0, help="Seconds to wait for the worker.")
+    ] = 600.0,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Train and test loss on a grid over the plane of PC1 and PC2 of one run's trajectory,
+    centred on its final snapshot (waits while a worker computes it)."""
+    options: dict[str, Any] = {
+        "run": run,
+        "resolution": resolution,
+        "margin": margin,
+        "normalisation": normalisation.value,
+    }
+    with _client(url) as client:
+        result = client.landscape(experiment_id, wait=True, timeout=timeout, **options)
+        if svg is not None:
+            figure = client.landscape_svg(experiment_id, **options)
+            if figure is not None:
+                svg.write_bytes(figure)
+    if as_json:
+        print_json(result)
+        return
+    if result["status"] != "ready":
+        raise typer.Exit(1)
+    middle = resolution // 2
+    table = Table("", "train loss", "test loss", title=f"landscape of run {run}")
+    train, test = result["train_loss"], result["test_loss"]
+    if resolution % 2 == 1:
+        table.add_row("final snapshot", num(train[middle][middle]), num(test[middle][middle]))
+    table.add_row("grid minimum", num(min(map(min, train))), num(min(map(min, test))))
+    table.add_row("grid maximum", num(max(map(max, train))), num(max(map(max, test))))
+    console = out()
+    console.print(table)
+    ratio = result["explained_variance_ratio"]
+    console.print(
+        f"PC1 explains {percent(ratio[0])}, PC2 {percent(ratio[1])} of the run's variance"
+    )
