@@ -3,19 +3,23 @@ by a real Celery worker process (PostgreSQL, a SQLite broker, a file snapshot st
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from tests.e2e.scenario import spawn, stop
 from tests.integration.serving import serving
 from weightspace.adapters.settings import Settings
-from weightspace_client import WeightspaceClient
+from weightspace_client import ApiError, WeightspaceClient
+from weightspace_client.cli import app as cli
 from weightspace_service.app import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,10 +36,12 @@ SPEC = {
 
 
 @pytest.fixture(scope="module")
-def ws(
-    tmp_path_factory: pytest.TempPathFactory, migrated_postgres_url: str
-) -> Iterator[WeightspaceClient]:
-    home = tmp_path_factory.mktemp("landscape")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("landscape")
+
+
+@pytest.fixture(scope="module")
+def ws(home: Path, migrated_postgres_url: str) -> Iterator[WeightspaceClient]:
     urls = {
         "database_url": migrated_postgres_url,
         "broker_url": f"sqla+sqlite:///{home / 'broker.db'}",
@@ -159,3 +165,32 @@ def test_barriers_across_experiments_are_a_worker_job(ws: WeightspaceClient) -> 
     )
     assert mixed.status_code == 422
     assert mixed.json()["errors"][0]["field"] == "selection.1.experiment"
+
+
+def test_the_client_and_the_cli_wait_for_a_plane(ws: WeightspaceClient, tmp_path: Path) -> None:
+    eid = ws.submit(SPEC)["id"]
+    assert ws.wait(eid, poll=0.5, timeout=180)["status"] == "succeeded"
+    options = {"run": 0, "resolution": 5, "margin": 0.5}
+    assert ws.landscape_svg(eid, **options) is None  # queued: 202
+    queued = ws.landscape(eid, **options)
+    assert queued["status"] == "queued" and queued["experiment_id"] == eid
+    plane = ws.landscape(eid, wait=True, poll=0.2, timeout=180, **options)
+    assert plane["status"] == "ready" and plane["run"] == 0 and plane["normalisation"] == "none"
+    assert np.asarray(plane["train_loss"]).shape == (5, 5)
+    assert ws.http.get(f"/experiments/{eid}/landscape", params=options).json() == plane
+    svg = ws.landscape_svg(eid, **options)
+    assert svg is not None and b"<svg" in svg
+
+    figure = tmp_path / "plane.svg"
+    args = ["landscape", eid, "--resolution", "5", "--margin", "0.5", "--url", ws.base_url]
+    result = CliRunner().invoke(cli, [*args, "--json", "--svg", str(figure)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == plane
+    assert b"<svg" in figure.read_bytes()
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "final snapshot" in result.output and "PC1 explains" in result.output
+
+    with pytest.raises(ApiError) as refused:
+        ws.landscape(eid, run=5)
+    assert refused.value.status == 422
