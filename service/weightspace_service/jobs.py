@@ -55,9 +55,11 @@ def cached_or_queued(
     task: str,
     args: Sequence[Any],
     queue: str,
+    stored_at: str | None = None,
 ) -> dict[str, Any] | None:
-    """The job's cached result, or None after making sure it is queued (once)."""
-    if (document := jobs.cached(session, store, key)) is not None:
+    """The job's cached result (at ``stored_at``, default :func:`.jobs.result_key`), or None
+    after making sure it is queued (once)."""
+    if (document := jobs.cached(session, store, key, stored_at)) is not None:
         return document
     if jobs.request(session, key, owner, experiment_id):
         enqueue(celery, task, args, queue, lambda: jobs.undo(session, key))

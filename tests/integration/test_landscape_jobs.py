@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,3 +195,42 @@ def test_the_client_and_the_cli_wait_for_a_plane(ws: WeightspaceClient, tmp_path
     with pytest.raises(ApiError) as refused:
         ws.landscape(eid, run=5)
     assert refused.value.status == 422
+
+
+def _mentioning(root: Path, experiment_id: str) -> list[str]:
+    """The stored files whose name or content names the experiment."""
+    hexid = uuid.UUID(experiment_id).hex
+    return [
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file()
+        and (
+            hexid in str(path)
+            or experiment_id.encode() in path.read_bytes()
+            or hexid.encode() in path.read_bytes()
+        )
+    ]
+
+
+def test_deleting_an_experiment_deletes_its_planes_and_the_barriers_analyses_with_it(
+    ws: WeightspaceClient, home: Path
+) -> None:
+    store = home / "snapshots"
+    first = ws.submit({**SPEC, "replicas": 1, "seed": 3})["id"]
+    second = ws.submit({**SPEC, "replicas": 1, "seed": 4})["id"]
+    for eid in (first, second):
+        assert ws.wait(eid, poll=0.5, timeout=180)["status"] == "succeeded"
+        plane = ws.landscape(eid, resolution=5, wait=True, poll=0.2, timeout=180)
+        assert plane["status"] == "ready"
+    selection = [{"experiment": first}, {"experiment": second}]
+    analysis = ws.analyse("barriers", selection, poll=0.2, timeout=180)
+    assert analysis["status"] == "succeeded" and analysis["barriers"]
+    assert any("landscape" in name for name in _mentioning(store, second))  # its plane
+
+    ws.delete(second)  # not the analysis's first experiment
+    assert _mentioning(store, second) == []
+    assert ws.http.get(analysis["links"]["self"]).status_code == 404
+    assert ws.landscape(first, resolution=5)["status"] == "ready"  # the other's stays
+
+    ws.delete(first)
+    assert _mentioning(store, first) == []

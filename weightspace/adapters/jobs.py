@@ -4,8 +4,9 @@ The pattern of ``GET /experiments/{id}/barriers``, for any request identified by
 landscape plane with its options, a barriers analysis across experiments): the first request
 inserts the job's row as ``queued`` (the primary key makes that atomic: of two concurrent
 requests one inserts, the other sees the row) and the caller enqueues the task; the worker
-computes the result (:func:`run`), stores its JSON under :func:`result_key` and marks the row
-``ready`` (or ``failed``, with why); later requests read the stored JSON.
+computes the result (:func:`run`), stores its JSON under :func:`result_key` (or a key of the
+caller's, e.g. under the experiment's prefix, so that deleting the experiment deletes it) and
+marks the row ``ready`` (or ``failed``, with why); later requests read the stored JSON.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from weightspace.adapters.analyses import all_exist
 from weightspace.adapters.db import CachedJob
 from weightspace.adapters.experiments import Conflict
 from weightspace.snapshots import ObjectStore
@@ -73,11 +75,19 @@ def run(
     owner: str,
     experiment_id: uuid.UUID | None = None,
     stored_at: str | None = None,
+    members: Sequence[uuid.UUID] | None = None,
 ) -> dict[str, Any]:
     """The worker's side: compute (unless already ready), store the JSON, mark the job ready; on
     an error mark it failed with why and re-raise. Also for a caller that computes without a
-    request (the report job): the row is created if missing."""
+    request (the report job): the row is created if missing.
+
+    ``members`` (default: ``experiment_id``) are the experiments the result mentions: asked after
+    the write, if one was deleted meanwhile the stored JSON is deleted again, so that it does not
+    outlive them (deleting sweeps the experiment's objects once more after its commit, so one of
+    the two sees the other; see :func:`.gram_store.gram_of`)."""
     where = stored_at or result_key(key)
+    if members is None:
+        members = [] if experiment_id is None else [experiment_id]
     with sessions() as session:
         job = session.get(CachedJob, key)
         if job is not None and job.status == "ready":
@@ -93,7 +103,11 @@ def run(
             _mark(session, key, "failed", f"{type(error).__name__}: {error}")
             raise
         _mark(session, key, "ready", None)
-        log.info("cached job %s stored", key)
+        if members and not all_exist(session, members):
+            log.info("an experiment of cached job %s was deleted while it was computed", key)
+            store.delete_prefix(where)
+        else:
+            log.info("cached job %s stored", key)
         return document
 
 

@@ -25,12 +25,19 @@ from weightspace.analysis import ArrayVector, gram
 from weightspace.claims import ExperimentResult
 from weightspace.data import load_dataset
 from weightspace.errors import InvalidField
-from weightspace.snapshots import ObjectStore, get_snapshot
+from weightspace.snapshots import ObjectStore, experiment_prefix, get_snapshot
 from weightspace.spec import ExperimentSpec
 
 
 def key(analysis_id: uuid.UUID) -> str:
     return f"analysis/{analysis_id.hex}"
+
+
+def stored_at(analysis_id: uuid.UUID, request: joint.Request) -> str:
+    """Where the lines' JSON is kept: beside the selection's cached Grams, which
+    :func:`.joint.forget` deletes when any of its experiments is deleted."""
+    members = joint.joint_key(p.experiment for p in request.parts)
+    return f"{experiment_prefix(members)}barriers/{analysis_id.hex}.json"
 
 
 def common_spec(session: Session, request: joint.Request) -> ExperimentSpec:
@@ -114,4 +121,6 @@ def compute(
         lines,
         owner=owner,
         experiment_id=request.parts[0].experiment,
+        stored_at=stored_at(analysis_id, request),
+        members=[p.experiment for p in request.parts],
     )

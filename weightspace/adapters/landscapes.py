@@ -20,7 +20,7 @@ from weightspace.adapters import jobs
 from weightspace.adapters.db import Experiment, SnapshotRecord
 from weightspace.adapters.experiments import Conflict, InvalidQuery
 from weightspace.data import load_dataset
-from weightspace.snapshots import ObjectStore, get_snapshot
+from weightspace.snapshots import ObjectStore, experiment_prefix, get_snapshot
 from weightspace.spec import ExperimentSpec
 
 #: The fewest snapshots a run needs for a plane of two principal components.
@@ -38,6 +38,13 @@ class Options:
         return (
             f"landscape/{experiment_id.hex}/run{self.run}-res{self.resolution}"
             f"-margin{self.margin!r}-{self.normalisation}"
+        )
+
+    def stored_at(self, experiment_id: uuid.UUID) -> str:
+        """Where the plane's JSON is kept: under the experiment's prefix, deleted with it."""
+        return (
+            f"{experiment_prefix(experiment_id)}landscapes/run{self.run}-res{self.resolution}"
+            f"-margin{self.margin!r}-{self.normalisation}.json"
         )
 
     def to_args(self) -> list[Any]:
@@ -126,4 +133,5 @@ def compute_job(
         lambda session: compute(session, store, experiment_id, options, **job),
         owner=owner,
         experiment_id=experiment_id,
+        stored_at=options.stored_at(experiment_id),
     )

@@ -123,6 +123,7 @@ def _barriers(
             task=JOINT_BARRIERS_TASK,
             args=[str(analysis_id)],
             queue=queue,
+            stored_at=joint_barriers.stored_at(analysis_id, request),
         )
     if document is None:
         return jobs.accepted(body, location)

@@ -88,6 +88,7 @@ def _plane(
         task=LANDSCAPE_TASK,
         args=[str(experiment.id), *options.to_args()],
         queue=experiment.queue,
+        stored_at=options.stored_at(experiment.id),
     )
     if document is None:
         pending = LandscapePending(
