@@ -26,13 +26,13 @@ from weightspace_service.deps import (
     SessionsDep,
     StoreDep,
 )
-from weightspace_service.landscape_schemas import JointBarriers
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
     ANALYSIS_EXAMPLES,
     AnalysisIn,
     AnalysisOut,
+    JointBarriers,
     JointDistances,
     JointPCA,
     JointSnapshot,

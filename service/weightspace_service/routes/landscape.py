@@ -26,9 +26,9 @@ from weightspace_service.deps import (
     SessionDep,
     StoreDep,
 )
-from weightspace_service.landscape_schemas import LandscapeOut, LandscapePending
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
+from weightspace_service.schemas import LandscapeOut, LandscapePending
 
 router = APIRouter(
     prefix="/experiments/{experiment_id}",

@@ -1,0 +1,136 @@
+"""The API's request and response bodies: one pydantic model per OpenAPI component.
+
+Declarations only, one module per resource: ``common`` (status, metrics, the warnings field),
+``experiments`` (experiments, runs, snapshots), ``analysis`` (one experiment's analyses),
+``joint`` (analyses across experiments), ``suites`` (presets, suites, claims), ``service``
+(health, readiness, workers) and ``landscape`` (landscape planes, barriers across experiments).
+Every public name is re-exported here: ``from weightspace_service.schemas import X``.
+"""
+
+from __future__ import annotations
+
+from weightspace_service.schemas.analysis import (
+    BarrierLineOut,
+    BarriersOut,
+    BarriersPending,
+    DistancesOut,
+    GradientOut,
+    LineOut,
+    PCAOut,
+    PCAPoint,
+    RunTrajectory,
+    SnapshotRef,
+    TrajectoryOut,
+    TrajectoryPoint,
+)
+from weightspace_service.schemas.common import (
+    Metrics,
+    Status,
+)
+from weightspace_service.schemas.experiments import (
+    DamagedSnapshotOut,
+    ExperimentLinks,
+    ExperimentOut,
+    ExperimentPage,
+    RunOut,
+    RunPage,
+    Seeds,
+    SnapshotOut,
+    SnapshotPage,
+)
+from weightspace_service.schemas.joint import (
+    ANALYSIS_EXAMPLES,
+    AnalysisIn,
+    AnalysisOut,
+    JointDistances,
+    JointPCA,
+    JointSnapshot,
+    SelectionIn,
+)
+from weightspace_service.schemas.landscape import (
+    JointBarrierLine,
+    JointBarriers,
+    JointEnd,
+    JointLineLoss,
+    LandscapeOut,
+    LandscapePending,
+)
+from weightspace_service.schemas.service import (
+    Health,
+    Readiness,
+    WorkerList,
+    WorkerOut,
+)
+from weightspace_service.schemas.suites import (
+    MAX_SEEDS,
+    SUITE_EXAMPLES,
+    ClaimOut,
+    ClaimsOut,
+    ClaimTestOut,
+    PresetExperimentOut,
+    PresetList,
+    PresetOut,
+    ReferenceOut,
+    Stability,
+    SuiteExperiment,
+    SuiteIn,
+    SuiteOut,
+    SuiteReport,
+)
+
+__all__ = [
+    "ANALYSIS_EXAMPLES",
+    "MAX_SEEDS",
+    "SUITE_EXAMPLES",
+    "AnalysisIn",
+    "AnalysisOut",
+    "BarrierLineOut",
+    "BarriersOut",
+    "BarriersPending",
+    "ClaimOut",
+    "ClaimTestOut",
+    "ClaimsOut",
+    "DamagedSnapshotOut",
+    "DistancesOut",
+    "ExperimentLinks",
+    "ExperimentOut",
+    "ExperimentPage",
+    "GradientOut",
+    "Health",
+    "JointBarrierLine",
+    "JointBarriers",
+    "JointDistances",
+    "JointEnd",
+    "JointLineLoss",
+    "JointPCA",
+    "JointSnapshot",
+    "LandscapeOut",
+    "LandscapePending",
+    "LineOut",
+    "Metrics",
+    "PCAOut",
+    "PCAPoint",
+    "PresetExperimentOut",
+    "PresetList",
+    "PresetOut",
+    "Readiness",
+    "ReferenceOut",
+    "RunOut",
+    "RunPage",
+    "RunTrajectory",
+    "Seeds",
+    "SelectionIn",
+    "SnapshotOut",
+    "SnapshotPage",
+    "SnapshotRef",
+    "Stability",
+    "Status",
+    "SuiteExperiment",
+    "SuiteIn",
+    "SuiteOut",
+    "SuiteReport",
+    "TrajectoryOut",
+    "TrajectoryPoint",
+    "WorkerList",
+    "WorkerOut",
+]
