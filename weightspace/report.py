@@ -281,7 +281,8 @@ def _tests_html(tests: Sequence[Mapping[str, Any]]) -> str:
         low, high = reference["band"]
         side = ">" if test["direction"] == "above" else "<"
         band = f"{_number(low)}" if kind == "tolerance" else f"[{_number(low)}, {_number(high)}]"
-        bound = f", and \u2264 {_number(test['bound'])}" if test.get("bound") is not None else ""
+        at_most = "\u2265" if test["direction"] == "above" else "\u2264"
+        bound = f", and {at_most} {_number(test['bound'])}" if test.get("bound") is not None else ""
         passed = f"{test['passed']}/{test['seeds']} seeds" if "seeds" in test else ""
         items.append(
             f'<li class="test"><span class="key">{html.escape(test["description"])}</span><br>'

@@ -24,6 +24,7 @@ from weightspace.claims import (
     evaluate_claims,
     summarise,
 )
+from weightspace.claims.solutions import BARRIER_FLOOR
 from weightspace.spec import ExperimentSpec
 
 SPEC = ExperimentSpec.model_validate(
@@ -257,6 +258,22 @@ def test_barriers_like_the_controls_do_not_show_different_basins() -> None:
     assert high.verdict == "supported"
     assert high.tests[0].value == pytest.approx(1.5, rel=1e-9)
     assert claim_different_basins({}).verdict == "not measured"
+
+
+def test_a_negligible_barrier_over_flat_controls_is_not_a_different_basin() -> None:
+    """Clones often sit on one linearly connected valley: their controls' band is [0, 0], and a
+    barrier of a thousandth of a nat above it (as measured on MNIST) must not pass."""
+    flat = [0.0, 0.0, 0.0, 0.0, 0.0]
+    tiny = claim_different_basins(
+        {"shared-init": _barriers(1.5, flat), "pretrained-clones": _barriers(0.001, flat)}
+    )
+    assert tiny.tests[1].reference.band.high == 0.0 and tiny.tests[1].value > 0.0
+    assert not tiny.tests[1].passed and tiny.verdict == "not supported"
+    clear = claim_different_basins(
+        {"shared-init": _barriers(1.5, flat), "pretrained-clones": _barriers(0.2, flat)}
+    )
+    assert clear.verdict == "supported"
+    assert clear.to_dict()["tests"][1]["bound"] == BARRIER_FLOOR
 
 
 def test_chance_equidistance_does_not_support_claim_5() -> None:

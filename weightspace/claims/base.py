@@ -185,15 +185,18 @@ class Test:
     value: float
     direction: Direction
     reference: Reference
-    bound: float | None = None  # a tolerance the value must also meet (below it)
+    # A stated tolerance the value must also meet, on the claimed side: at most ``bound`` for
+    # "below", at least ``bound`` for "above".
+    bound: float | None = None
 
     @property
     def passed(self) -> bool:
         if not np.isfinite(self.value):
             return False
         band = self.reference.band
-        beyond = self.value > band.high if self.direction == "above" else self.value < band.low
-        return beyond and (self.bound is None or self.value <= self.bound)
+        if self.direction == "above":
+            return self.value > band.high and (self.bound is None or self.value >= self.bound)
+        return self.value < band.low and (self.bound is None or self.value <= self.bound)
 
     def to_dict(self) -> dict[str, Any]:
         return {

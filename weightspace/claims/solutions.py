@@ -5,7 +5,10 @@
   model (experiment 4). The control is each run's own trajectory: the line between its final
   solution and its own earlier snapshot at the distance closest to the runs' mean separation,
   two points that SGD connects through low loss. Supported if the mean barrier between runs is
-  above the controls' 95% band in both experiments.
+  above the controls' 95% band in both experiments, and at least :data:`BARRIER_FLOOR`: the
+  controls' band is often exactly [0, 0] (a run's own path is linearly connected), and a barrier
+  of a thousandth of a nat above it is not a different basin (Frankle et al. 2020 likewise take
+  error barriers under 2% as linear connectivity).
 - 5 (equidistant solutions): the coefficient of variation of the final pairwise distances and of
   the distances from the origin, in experiments 2, 3 and 4. In high dimension nearly equal
   distances are what chance gives, so each must lie below the band of the control: sets of as
@@ -31,6 +34,8 @@ from weightspace.claims.base import (
 )
 
 BASIN_ROLES = ("shared-init", "pretrained-clones")
+# The least mean train-loss barrier (nats) that counts as a different basin, beside the control.
+BARRIER_FLOOR = 0.01
 SPREAD_ROLES = ("independent-inits", "shared-init", "pretrained-clones")
 # Measured and reported beside the tests, not tested: experiment 2 (independent starts: the
 # reference the basins of 3 and 4 are compared with) and 3b (one start, each run's own dropout
@@ -65,8 +70,8 @@ def claim_different_basins(barriers: Mapping[str, BarrierReport | None]) -> Clai
         "Experiments 3 and 4: the train-loss barrier between every two runs' final solutions "
         "(max over the line of the loss minus the straight interpolation of its end losses).",
         "supported if, in both experiments, the mean barrier between runs is above the 95% band "
-        "of the controls: lines from each run's solution to its own earlier snapshot at the "
-        "runs' mean separation",
+        "of the controls (lines from each run's solution to its own earlier snapshot at the "
+        f"runs' mean separation) and at least {BARRIER_FLOOR} nats",
     )
     missing = [r for r in BASIN_ROLES if barriers.get(r) is None]
     if missing:
@@ -91,6 +96,7 @@ def claim_different_basins(barriers: Mapping[str, BarrierReport | None]) -> Clai
                     f"run's solution to its own earlier snapshot at about the runs' separation",
                     nulls.band(summary["control_train_barriers"]),
                 ),
+                BARRIER_FLOOR,
             )
         )
     for role in ALSO_MEASURED:
