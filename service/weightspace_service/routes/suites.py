@@ -1,4 +1,4 @@
-"""Presets and suites: reproduce the paper's four experiments with one request, and the report."""
+"""Presets and suites: reproduce the paper's experiments with one request, and the report."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def get_preset(
     name: PresetName,
     dataset: Annotated[DatasetName | None, Query()] = None,
 ) -> PresetOut:
-    """One preset's four experiment specs, on the data set asked for."""
+    """One preset's experiment specs, on the data set asked for."""
     return _preset_out(name, dataset)
 
 

@@ -30,7 +30,9 @@ class PresetOut(BaseModel):
     dataset: str = Field(
         description="The data set these specs use (the preset's default unless `dataset` was given)."
     )
-    experiments: list[PresetExperimentOut] = Field(description="Its four experiments.")
+    experiments: list[PresetExperimentOut] = Field(
+        description="Its experiments (1, 2, 3, 3b and 4 in the paper's numbering)."
+    )
 
 
 class PresetList(BaseModel):
@@ -41,7 +43,7 @@ MAX_SEEDS = 10
 
 
 class SuiteIn(BaseModel):
-    """Reproduce the paper: the preset's four experiments, on one data set."""
+    """Reproduce the paper: the preset's experiments, on one data set."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,7 +57,7 @@ class SuiteIn(BaseModel):
         default=None,
         ge=1,
         le=MAX_SEEDS,
-        description="Repeat the four experiments with this many sets of derived global seeds "
+        description="Repeat the experiments with this many sets of derived global seeds "
         "(K); the report gives each statistic as a mean with a 95% interval over them and how "
         "many seeds agree on each verdict. Default: the preset's (quick: 3, paper: 1).",
     )
