@@ -11,6 +11,9 @@ Three phases, so that no database connection is held while numbers are crunched:
 A damaged snapshot (missing or corrupt object) is recorded in the database and left out of the
 Gram matrix; an analysis that needs it raises :class:`DamagedSnapshot` naming run and epoch,
 while selections that leave it out still work.
+
+Why one module of ~400 lines: the three phases share the snapshot references, the damage
+records and the Analyzer's single-flight cache; split apart, each part would import the others.
 """
 
 from __future__ import annotations

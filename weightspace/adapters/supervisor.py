@@ -10,6 +10,9 @@ runs us.
 
 Failures worth telling the user are :class:`SupervisorError` (a plain-text message and the exit
 status it calls for); the command line decides how to print them.
+
+Why one module of ~400 lines: starting, watching, restarting and stopping the children is one
+state machine around the signal handlers; its parts are not useful apart.
 """
 
 from __future__ import annotations
