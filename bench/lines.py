@@ -4,9 +4,11 @@ One line of ``--points`` points between two initialisations of the quick preset'
 quick preset's subsets of ``--dataset`` (train and test loss at every point, dropout off):
 
 core       :func:`weightspace.landscape.loss_along_line`: the points spread over one thread per
-           core, each on one intra-op thread with deterministic kernels, channels-last images
-reference  the loop one writes by hand: one model, ``torch.lerp`` the vector in, evaluate the
-           train and test sets in batches of 256, torch's default intra-op threads
+           core, each on one intra-op thread with deterministic kernels, the core's CNN
+           (channels-last, ReLU after pooling)
+reference  the loop one writes by hand: the tutorial CNN (``bench/reference_net.py``: default
+           memory order), ``torch.lerp`` the vector in, evaluate the train and test sets in
+           batches of 256, torch's default intra-op threads
 
 Each side runs ``--repeat`` times, alternating, in this process; the JSON line gives the best
 time of each, their ratio (reference / core) and the largest difference between their losses.
@@ -23,10 +25,11 @@ import time
 
 import numpy as np
 import torch
+from reference_net import tutorial_model
 
 from weightspace import landscape
 from weightspace.data import Dataset, load_dataset
-from weightspace.models import build_model, flat_parameters, load_flat_parameters
+from weightspace.models import build_model, flat_parameters
 from weightspace.objective import cross_entropy, one_hot
 from weightspace.presets import load_preset
 from weightspace.spec import ExperimentSpec
@@ -35,11 +38,13 @@ from weightspace.spec import ExperimentSpec
 def reference(
     spec: ExperimentSpec, data: Dataset, start: torch.Tensor, end: torch.Tensor, points: int
 ) -> tuple[list[float], list[float]]:
-    model = build_model(spec.model, data.input_shape, spec.dropout, seed=0).eval()
+    model = tutorial_model(spec.model, data.input_shape, spec.dropout, seed=0).eval()
     train, test = [], []
     with torch.no_grad():
         for alpha in np.linspace(0.0, 1.0, points):
-            load_flat_parameters(model, torch.lerp(start, end, float(alpha)))
+            torch.nn.utils.vector_to_parameters(
+                torch.lerp(start, end, float(alpha)), model.parameters()
+            )
             for x, y, out in (
                 (data.x_train, data.y_train, train),
                 (data.x_test, data.y_test, test),

@@ -6,7 +6,8 @@ and data, each in its own child process after a warm-up epoch:
 
 - trainer: ``weightspace.training.Trainer``, every capture encoded as a snapshot and a resume
   state (safetensors, as a store write would), on its writer thread;
-- hand: the loop of a PyTorch tutorial: a ``DataLoader`` with ``shuffle=True`` over a
+- hand: the loop of a PyTorch tutorial: the tutorial CNN (``bench/reference_net.py``: the same
+  layers and initial values in the default memory order), a ``DataLoader`` with ``shuffle=True`` over a
   ``TensorDataset``, one replica after another, ``nn.Module`` forward/backward/step, train and
   test loss evaluated with a ``DataLoader`` of 1,000 at the same epochs; torch's default threads.
 
@@ -32,11 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from reference_net import tutorial_model  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from weightspace.data import load_dataset  # noqa: E402
-from weightspace.models import build_model  # noqa: E402
 from weightspace.presets import load_preset  # noqa: E402
 from weightspace.snapshots import Snapshot, TrainState, encode_snapshot, encode_state  # noqa: E402
 from weightspace.spec import ExperimentSpec  # noqa: E402
@@ -94,7 +95,7 @@ def run_hand(spec: ExperimentSpec, device: str) -> float:
 
     def replica(seed: int, epochs: int) -> None:
         torch.manual_seed(seed)
-        model = build_model(spec.model, data.input_shape, spec.dropout, seed=seed).to(device)
+        model = tutorial_model(spec.model, data.input_shape, spec.dropout, seed=seed).to(device)
         optimizer = make_optimizer(spec, model.parameters())
         loader = DataLoader(train_set, batch_size=spec.batch_size, shuffle=True)
         for epoch in range(epochs + 1):

@@ -24,7 +24,7 @@ from weightspace import nulls
 from weightspace.claims.base import BarrierReport, ExperimentResult, LineBetween, LineLoss
 from weightspace.data import Dataset
 from weightspace.determinism import deterministic
-from weightspace.models import build_model, load_flat_parameters
+from weightspace.models import build_model, flat_parameters, load_flat_parameters
 from weightspace.objective import cross_entropy, one_hot
 from weightspace.spec import ExperimentSpec, ModelSpec, derive_seed
 from weightspace.training import evaluate
@@ -41,12 +41,6 @@ def _model(spec: ExperimentSpec, data: Dataset, device: str | torch.device) -> n
     return model
 
 
-def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    """Images in channels-last order: CPU convolutions with few channels run about twice as fast
-    on them (``docs/benchmarks.md``); the values are the same, the memory order differs."""
-    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
-
-
 def _threads(tasks: int) -> int:
     """Threads to spread ``tasks`` independent evaluations over: one per usable core."""
     return max(1, min(tasks, len(os.sched_getaffinity(0))))
@@ -57,6 +51,42 @@ def _load(model: nn.Module, params: np.ndarray | torch.Tensor) -> None:
     load_flat_parameters(model, vector.to(torch.float32))
 
 
+Losses = tuple[float, float]  # train and test loss at one parameter vector, dropout off
+
+
+def _losses_at(
+    spec: ExperimentSpec,
+    data: Dataset,
+    count: int,
+    vector: Callable[[int], torch.Tensor],
+    device: str | torch.device,
+) -> list[Losses]:
+    """Train and test loss at the parameter vectors ``vector(0) ... vector(count - 1)``.
+
+    The vectors are spread over one thread per core, each evaluated on one intra-op thread with
+    deterministic kernels: the numbers do not depend on the machine's core or thread count.
+    """
+    on = data.to(device)
+    threads = _threads(count) if torch.device(device).type == "cpu" else 1
+
+    def losses(share: range) -> list[Losses]:
+        model = _model(spec, data, device)
+        found = []
+        for k in share:
+            _load(model, vector(k))
+            train = evaluate(model, on.x_train, on.y_train)[0]
+            found.append((train, evaluate(model, on.x_test, on.y_test)[0]))
+        return found
+
+    shares = [range(t, count, threads) for t in range(threads)]
+    with deterministic(), ThreadPoolExecutor(threads, thread_name_prefix="line") as pool:
+        computed = list(pool.map(losses, shares))
+    found: dict[int, Losses] = {}
+    for share, values in zip(shares, computed, strict=True):
+        found.update(zip(share, values, strict=True))
+    return [found[k] for k in range(count)]
+
+
 def loss_along_line(
     spec: ExperimentSpec,
     data: Dataset,
@@ -65,47 +95,42 @@ def loss_along_line(
     *,
     points: int = LINE_POINTS,
     device: str | torch.device = "cpu",
+    ends: tuple[Losses, Losses] | None = None,
 ) -> LineLoss:
     """Train and test loss (dropout off) at ``points`` evenly spaced ``(1 - a) * start + a * end``.
 
-    The points are spread over one thread per core, each point on one intra-op thread with
-    deterministic kernels: the numbers do not depend on the machine's core or thread count.
+    ``ends``: the losses at ``start`` and ``end`` when the caller has them (``torch.lerp`` gives
+    the ends exactly, so they are the same numbers); only the points between are evaluated then.
     """
     if points < 2:
         raise ValueError("a line needs at least 2 points")
-    on = data.to(device)
-    x_train, x_test = _channels_last(on.x_train), _channels_last(on.x_test)
     a_start = torch.from_numpy(np.asarray(start, dtype=np.float32))
     a_end = torch.from_numpy(np.asarray(end, dtype=np.float32))
     alphas = np.linspace(0.0, 1.0, points).tolist()
-    threads = _threads(points) if torch.device(device).type == "cpu" else 1
-
-    def losses(share: list[float]) -> list[tuple[float, float]]:
-        model = _model(spec, data, device).to(memory_format=torch.channels_last)
-        found = []
-        for alpha in share:
-            _load(model, torch.lerp(a_start, a_end, alpha))
-            found.append(
-                (evaluate(model, x_train, on.y_train)[0], evaluate(model, x_test, on.y_test)[0])
-            )
-        return found
-
-    shares = [alphas[t::threads] for t in range(threads)]
-    with deterministic(), ThreadPoolExecutor(threads, thread_name_prefix="line") as pool:
-        computed = list(pool.map(losses, shares))
-    by_alpha = {
-        alpha: value
-        for share, values in zip(shares, computed, strict=True)
-        for alpha, value in zip(share, values, strict=True)
-    }
-    return LineLoss(alphas, [by_alpha[a][0] for a in alphas], [by_alpha[a][1] for a in alphas])
+    todo = alphas if ends is None else alphas[1:-1]
+    values = _losses_at(
+        spec, data, len(todo), lambda k: torch.lerp(a_start, a_end, todo[k]), device
+    )
+    if ends is not None:
+        values = [ends[0], *values, ends[1]]
+    return LineLoss(alphas, [v[0] for v in values], [v[1] for v in values])
 
 
-def _predictions(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
+def _predictions(
+    spec: ExperimentSpec, data: Dataset, params: np.ndarray, device: str | torch.device
+) -> torch.Tensor:
+    """The classes that the model with parameters ``params`` predicts on the test set."""
+    model = _model(spec, data, device)
+    x = data.x_test.to(device)
+    with deterministic(), torch.no_grad():
+        _load(model, params)
         return torch.cat(
             [model(x[i : i + GRADIENT_BATCH]).argmax(1) for i in range(0, len(x), GRADIENT_BATCH)]
         )
+
+
+def _disagreement(first: torch.Tensor, second: torch.Tensor) -> float:
+    return float((first != second).double().mean().item())
 
 
 def disagreement(
@@ -116,13 +141,7 @@ def disagreement(
     device: str | torch.device = "cpu",
 ) -> float:
     """Share of test examples that the models with parameters ``a`` and ``b`` classify differently."""
-    model = _model(spec, data, device).to(memory_format=torch.channels_last)
-    x = _channels_last(data.x_test.to(device))
-    with deterministic():
-        _load(model, a)
-        first = _predictions(model, x)
-        _load(model, b)
-        return float((first != _predictions(model, x)).double().mean().item())
+    return _disagreement(_predictions(spec, data, a, device), _predictions(spec, data, b, device))
 
 
 def _control_partner(result: ExperimentResult, run: list[int], target: float) -> int:
@@ -140,35 +159,62 @@ def barriers(
     device: str | torch.device = "cpu",
 ) -> BarrierReport:
     """Lines between every two runs' final solutions, and per run the control line from its
-    solution to its own earlier snapshot at the runs' mean separation (see claim 4)."""
+    solution to its own earlier snapshot at the runs' mean separation (see claim 4).
+
+    Each snapshot at an end of some line is evaluated once (losses and test predictions): a
+    final solution ends four lines of five runs, and its control.
+    """
     if result.vector is None:
         raise ValueError("barriers need the snapshots' parameter vectors (result.vector)")
     read: Callable[[int], np.ndarray] = result.vector
     distances = result.gram.distances()
     runs = result.run_indices()
     finals = {run: positions[-1] for run, positions in runs.items()}
-
-    def line(kind: str, i: int, j: int) -> LineBetween:
-        a, b = read(i), read(j)
-        return LineBetween(
-            kind,  # type: ignore[arg-type]
-            (result.runs[i], result.epochs[i]),
-            (result.runs[j], result.epochs[j]),
-            float(distances[i, j]),
-            loss_along_line(result.spec, data, a, b, points=points, device=device),
-            disagreement(result.spec, data, a, b, device),
-        )
-
-    pairs = [
-        line("pair", finals[r], finals[s]) for r, s in itertools.combinations(sorted(finals), 2)
-    ]
-    separation = float(np.mean([p.distance for p in pairs])) if pairs else 0.0
+    pairs = [("pair", finals[r], finals[s]) for r, s in itertools.combinations(sorted(finals), 2)]
+    separation = float(np.mean([distances[i, j] for _, i, j in pairs])) if pairs else 0.0
     controls = [
-        line("control", _control_partner(result, positions, separation), positions[-1])
+        ("control", _control_partner(result, positions, separation), positions[-1])
         for positions in runs.values()
         if len(positions) >= 2
     ]
-    return BarrierReport(pairs + controls)
+    lines = pairs + controls
+    ends = sorted({i for _, i, j in lines} | {j for _, i, j in lines})
+    vectors = {i: read(i) for i in ends}
+    end_losses = dict(
+        zip(
+            ends,
+            _losses_at(
+                result.spec,
+                data,
+                len(ends),
+                lambda k: torch.from_numpy(np.asarray(vectors[ends[k]], dtype=np.float32)),
+                device,
+            ),
+            strict=True,
+        )
+    )
+    predicted = {i: _predictions(result.spec, data, vectors[i], device) for i in ends}
+    return BarrierReport(
+        [
+            LineBetween(
+                kind,  # type: ignore[arg-type]
+                (result.runs[i], result.epochs[i]),
+                (result.runs[j], result.epochs[j]),
+                float(distances[i, j]),
+                loss_along_line(
+                    result.spec,
+                    data,
+                    vectors[i],
+                    vectors[j],
+                    points=points,
+                    device=device,
+                    ends=(end_losses[i], end_losses[j]),
+                ),
+                _disagreement(predicted[i], predicted[j]),
+            )
+            for kind, i, j in lines
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -257,12 +303,9 @@ def init_spread(
     for s in range(sets):
         vectors = np.stack(
             [
-                torch.nn.utils.parameters_to_vector(
-                    build_model(
-                        model, input_shape, 0.0, seed=derive_seed(s, "init-control", r)
-                    ).parameters()
+                flat_parameters(
+                    build_model(model, input_shape, 0.0, seed=derive_seed(s, "init-control", r))
                 )
-                .detach()
                 .double()
                 .numpy()
                 for r in range(replicas)

@@ -12,7 +12,14 @@
 
 The flat parameter vector is the concatenation of ``model.named_parameters()`` in registration
 order (see :func:`parameter_layout`): conv1.weight, conv1.bias, conv2.weight, ... each flattened
-in row-major order.
+in row-major order of its logical shape, whatever the tensor's memory order.
+
+The convolutional nets compute in channels-last memory order (their convolution weights are
+stored so, and the first convolution's output is laid out so) and apply ReLU after max-pooling,
+which gives the same values as before it on a quarter of the elements: on the CPU that makes
+training 2.2x and evaluation 4x faster than the default order for these few-channel layers
+(``docs/benchmarks.md``). :func:`load_flat_parameters` copies into the parameters in place, so
+their memory order survives a load.
 """
 
 from __future__ import annotations
@@ -57,6 +64,28 @@ def draw_mask(
     return torch.rand(tuple(shape), generator=generator, device=device) >= p
 
 
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` laid out channels-last. With one input channel a convolution cannot tell the two
+    orders apart and answers in the default one; this says which. By permutes rather than
+    ``contiguous(memory_format=...)``, which ``torch.func.vmap`` does not support."""
+    return x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+
+
+def _max_pool(x: torch.Tensor) -> torch.Tensor:
+    """2x2 max-pooling of a channels-last ``x``. With autograd, ``max_pool2d`` (its gradient goes
+    to one element of a tie); without, the same values as two elementwise maxima over the
+    channels-last layout, about 3x faster here than ``max_pool2d``, which also records indices."""
+    if torch.is_grad_enabled():
+        return F.max_pool2d(x, 2)
+    n, c, h, w = x.shape
+    rows = (
+        x[:, :, : h - h % 2, : w - w % 2].permute(0, 2, 3, 1).reshape(n, h // 2, 2, w // 2, 2 * c)
+    )
+    # (n, h/2, w/2, 2c): each output position's two columns side by side, channels within
+    pairs = torch.maximum(rows[:, :, 0], rows[:, :, 1])
+    return torch.maximum(pairs[..., :c], pairs[..., c:]).permute(0, 3, 1, 2)
+
+
 class ConvNet(nn.Module):
     """Two conv layers with ReLU and 2x2 max-pooling, one hidden fully connected layer."""
 
@@ -77,12 +106,15 @@ class ConvNet(nn.Module):
         self.dropout = SeededDropout(dropout)
         self.fc2 = nn.Linear(hidden, num_classes)
 
+        self.to(memory_format=torch.channels_last)  # the 4-d weights; values unchanged
+
     def dropout_widths(self) -> list[int]:
         return [self.fc1.out_features]
 
     def forward(self, x: torch.Tensor, masks: Sequence[torch.Tensor] = ()) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        # relu(max_pool(.)) == max_pool(relu(.)) exactly (ReLU is monotone), on 1/4 the elements
+        x = F.relu(_max_pool(_channels_last(self.conv1(_channels_last(x)))))
+        x = F.relu(_max_pool(self.conv2(x)))
         x = self.dropout(F.relu(self.fc1(x.flatten(1))), masks[0] if masks else None)
         logits: torch.Tensor = self.fc2(x)
         return logits
@@ -156,9 +188,10 @@ def load_flat_parameters(model: nn.Module, vector: torch.Tensor) -> None:
     if vector.numel() != expected:
         raise ValueError(f"vector has {vector.numel()} values, the model {expected} parameters")
     with torch.no_grad():
-        nn.utils.vector_to_parameters(
-            vector.to(next(model.parameters()).device), model.parameters()
-        )
+        start = 0
+        for p in model.parameters():  # in place: each parameter keeps its memory order
+            p.copy_(vector[start : start + p.numel()].reshape(p.shape))
+            start += p.numel()
 
 
 def dropout_widths(model: nn.Module) -> list[int]:

@@ -93,6 +93,24 @@ def test_barriers_between_solutions_and_their_controls(trained) -> None:  # type
     assert again.to_dict() == report.to_dict()
 
 
+def test_barriers_evaluate_each_end_once_and_give_the_lines_own_numbers(trained) -> None:  # type: ignore[no-untyped-def]
+    """Ends shared by several lines are evaluated once: every line is still exactly what
+    loss_along_line and disagreement give for it alone."""
+    result, _ = trained
+    data = load_dataset(SPEC.dataset)
+    report = landscape.barriers(result, data)
+    position = {
+        (run, epoch): i
+        for i, (run, epoch) in enumerate(zip(result.runs, result.epochs, strict=True))
+    }
+    for line in report.lines:
+        a, b = result.vector(position[line.a]), result.vector(position[line.b])
+        alone = landscape.loss_along_line(SPEC, data, a, b)
+        assert list(line.line.train_loss) == list(alone.train_loss)
+        assert list(line.line.test_loss) == list(alone.test_loss)
+        assert line.disagreement == landscape.disagreement(SPEC, data, a, b)
+
+
 def test_disagreement_of_a_model_with_itself_is_zero(trained) -> None:  # type: ignore[no-untyped-def]
     _, snapshots = trained
     data = load_dataset(SPEC.dataset)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from weightspace import data
 from weightspace.data import DatasetNotFound, find_idx_files, load_dataset, parse_idx
@@ -20,7 +21,7 @@ from weightspace.models import (
     load_flat_parameters,
     parameter_layout,
 )
-from weightspace.spec import DatasetSpec, PaperCNNSpec
+from weightspace.spec import CNNSpec, DatasetSpec, PaperCNNSpec
 
 PAPER_PARAMETERS = 819_557
 
@@ -63,6 +64,25 @@ def test_flat_vector_round_trip_and_seeded_init() -> None:
     assert torch.equal(vector[: 32 * 25].reshape(32, 1, 5, 5), a.conv1.weight.detach())
     with pytest.raises(ValueError, match="parameters"):
         load_flat_parameters(a, vector[:-1])
+
+
+def test_the_cnn_computes_channels_last_and_keeps_that_order_through_a_load() -> None:
+    """The CNN's convolution weights are channels-last and stay so when a vector is loaded; its
+    evaluation without autograd (the fast pooling) gives exactly the logits of the autograd path,
+    and the same as the textbook order of operations (ReLU, then max-pooling) up to rounding."""
+    spec = CNNSpec(kind="cnn", channels=[4, 8], kernel_size=3, hidden=16)
+    model = build_model(spec, (1, 10, 9), 0.0, seed=1).eval()  # odd sizes: pooling floors
+    load_flat_parameters(model, flat_parameters(build_model(spec, (1, 10, 9), 0.0, seed=2)))
+    assert model.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(6, 1, 10, 9, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fast = model(x)
+    with torch.enable_grad():
+        assert torch.equal(fast, model(x).detach())
+        textbook = F.max_pool2d(F.relu(model.conv1(x)), 2)
+        textbook = F.max_pool2d(F.relu(model.conv2(textbook)), 2)
+        textbook = model.fc2(F.relu(model.fc1(textbook.flatten(1)))).detach()
+    assert torch.allclose(fast, textbook, atol=1e-6)
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
