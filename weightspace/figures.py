@@ -402,10 +402,16 @@ def barrier_lines(reports: Sequence[tuple[str, BarrierReport]]) -> Figure:
     lines_ax.set_ylabel(f"train {LOSS_LABEL}")
     lines_ax.set_title("train loss along the lines")
     lines_ax.legend(fontsize="small")
-    barrier_ax.set_xticks(range(len(reports)), [title for title, _ in reports], fontsize=8)
+    # "experiment 3 (shared-init)" on two lines: side by side, four long names overlap
+    barrier_ax.set_xticks(
+        range(len(reports)), [title.replace(" (", "\n(") for title, _ in reports], fontsize=8
+    )
     barrier_ax.set_ylabel(f"train-loss barrier ({LOSS_LABEL.split(' (')[1][:-1]})")
     barrier_ax.set_xlabel("experiment")
     barrier_ax.set_yscale("symlog", linthresh=1e-3)
+    # A barrier is never negative; above, room for the largest point on the log part
+    highest = max((item.train_barrier for _, r in reports for item in r.lines), default=0.0)
+    barrier_ax.set_ylim(0, max(2 * highest, 1e-2))
     barrier_ax.set_title("barriers: o between runs, x controls (band: their 95%)")
     for ax in (lines_ax, barrier_ax):
         ax.grid(alpha=0.3)
