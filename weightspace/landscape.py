@@ -58,7 +58,7 @@ def _losses_at(
     spec: ExperimentSpec,
     data: Dataset,
     count: int,
-    vector: Callable[[int], torch.Tensor],
+    vector: Callable[[int], np.ndarray | torch.Tensor],
     device: str | torch.device,
 ) -> list[Losses]:
     """Train and test loss at the parameter vectors ``vector(0) ... vector(count - 1)``.
@@ -183,13 +183,7 @@ def barriers(
     end_losses = dict(
         zip(
             ends,
-            _losses_at(
-                result.spec,
-                data,
-                len(ends),
-                lambda k: torch.from_numpy(np.asarray(vectors[ends[k]], dtype=np.float32)),
-                device,
-            ),
+            _losses_at(result.spec, data, len(ends), lambda k: vectors[ends[k]], device),
             strict=True,
         )
     )
