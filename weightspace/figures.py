@@ -5,7 +5,7 @@ Every function takes plain data (:class:`~weightspace.claims.ExperimentResult`,
 :func:`render` turns one into SVG or PNG bytes with the Agg/SVG backends. Axes say their units;
 PCA axes say the share of variance their component explains.
 
-Why one module of ~450 lines: one short function per figure of the report, all alike (plain
+Why one module of ~460 lines: one short function per figure of the report, all alike (plain
 data in, a Figure out); splitting them would scatter the shared styling helpers.
 """
 
