@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -271,13 +273,37 @@ def _download(name: str, data_dir: Path) -> None:
     cls(root=str(data_dir), train=True, download=True)
 
 
+def _pixel_statistics(pixels: np.ndarray, scale: float) -> tuple[float, float]:
+    """Mean and sample standard deviation of ``pixels / scale``, the same on every machine.
+
+    The pixels are integers (IDX bytes, ``digits``' 0-16), so their sum and sum of squares are
+    exact in int64 and the moments exact as fractions; each is rounded once. A float reduction
+    would give bits that depend on the thread count and the vector width (torch splits a sum over
+    its intra-op threads): every trained number downstream would inherit them.
+    """
+    integers = np.asarray(pixels, dtype=np.int64)
+    if not np.array_equal(integers, pixels):
+        raise ValueError("image pixels must be whole numbers")
+    n = integers.size
+    total = int(integers.sum())
+    squares = int(np.square(integers).sum())
+    mean = Fraction(total, n) / Fraction(scale)
+    variance = Fraction(n * squares - total * total, n * (n - 1)) / Fraction(scale) ** 2
+    return float(mean), math.sqrt(variance)
+
+
 def _standardised(
     x_train: np.ndarray, x_test: np.ndarray, scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    train = torch.from_numpy(x_train.astype(np.float32) / scale).unsqueeze(1)
-    test = torch.from_numpy(x_test.astype(np.float32) / scale).unsqueeze(1)
-    mean, std = train.mean(), train.std()
-    return (train - mean) / std, (test - mean) / std
+    """Images as float32 ``(x / scale - mean) / std`` with the training set's statistics;
+    elementwise, so each value is rounded the same way whatever the threads."""
+    mean, std = (np.float32(value) for value in _pixel_statistics(x_train, scale))
+
+    def standardise(x: np.ndarray) -> torch.Tensor:
+        values = (x.astype(np.float32) / np.float32(scale) - mean) / std
+        return torch.from_numpy(values).unsqueeze(1)
+
+    return standardise(x_train), standardise(x_test)
 
 
 def _load_idx(name: str, data_dir: Path | None, allow_download: bool) -> tuple[np.ndarray, ...]:

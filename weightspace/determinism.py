@@ -1,27 +1,35 @@
 """Bitwise-reproducible training: the trainer's own thread count, deterministic kernels, TF32 policy.
 
-Results must not depend on ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` or the machine's core count,
-so the trainer runs its tensor operations on :data:`TRAIN_THREADS` intra-op threads whatever the
-process was started with (:func:`deterministic`, which restores the process's settings after);
-speed comes from training
-replicas together, not from splitting one small operation across threads.
+Results must not depend on ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` or the machine's core count.
+Three things see to it:
+
+- the inputs: images are standardised with statistics computed exactly from the integer pixels
+  (:mod:`weightspace.data`), not by a float reduction whose bits follow the thread count;
+- the operations: the trainer runs them on :data:`TRAIN_THREADS` intra-op threads whatever the
+  process was started with (:func:`deterministic`), in every thread that computes for it
+  (:func:`pin_thread` as a pool's initializer: OpenMP's count is a per-thread setting); speed
+  comes from training replicas side by side, not from splitting one small operation;
+- the kernels: :func:`deterministic` turns on deterministic algorithms, cuDNN's deterministic
+  mode without autotuning, and an explicit TF32 policy: off (exact float32 matrix products)
+  unless ``WEIGHTSPACE_TF32=1``. ``WEIGHTSPACE_DETERMINISM=warn`` downgrades an operation
+  without a deterministic kernel from an error to a warning (recorded with the run).
 
 :func:`prepare_process` sets ``CUBLAS_WORKSPACE_CONFIG`` (cuBLAS reads it when its first handle is
 created: the worker and the offline runner call it at start, the trainer again before it touches
-the device); :func:`deterministic` turns on deterministic algorithms,
-cuDNN's deterministic mode without autotuning, and an explicit TF32 policy: off (exact float32
-matrix products) unless ``WEIGHTSPACE_TF32=1``. ``WEIGHTSPACE_DETERMINISM=warn`` downgrades an
-operation without a deterministic kernel from an error to a warning (recorded with the run).
+the device).
 
 :func:`environment` is what is recorded with every run: torch version, device, CPU instruction
-set, thread count and these settings. Bitwise equality is promised for the same environment;
-another CPU instruction set or GPU may round differently.
+set, thread count and these settings. Bitwise equality is promised for the same torch version,
+device and CPU instruction set (``cpu_capability``), whatever the thread variables and core
+count; another instruction set or GPU may round differently (``weightspace verify`` replays a
+stored step to check).
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -49,32 +57,76 @@ def prepare_process() -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
 
 
+_lock = threading.Lock()
+_holders = 0
+_saved: tuple[int, bool, bool, bool, bool, bool, bool] = (
+    1,
+    False,
+    False,
+    False,
+    False,
+    False,
+    False,
+)
+
+
+def pin_thread(threads: int = TRAIN_THREADS) -> None:
+    """Give the calling thread ``threads`` intra-op threads. Whether a count set in one thread
+    reaches another depends on OpenMP's per-thread state (measured: sometimes it does, sometimes
+    not), so every thread that computes for a deterministic block sets it itself: the block's
+    own thread on entry, the threads it starts as a pool's ``initializer``."""
+    torch.set_num_threads(threads)
+
+
+def _enter() -> None:
+    global _holders, _saved
+    with _lock:
+        if _holders == 0:
+            _saved = (
+                torch.get_num_threads(),
+                torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.backends.cudnn.deterministic,
+                torch.backends.cudnn.benchmark,
+                torch.backends.cuda.matmul.allow_tf32,
+                torch.backends.cudnn.allow_tf32,
+            )
+            tf32 = tf32_enabled()
+            torch.use_deterministic_algorithms(True, warn_only=strictness() == "warn")
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        _holders += 1
+
+
+def _leave() -> None:
+    global _holders
+    with _lock:
+        _holders -= 1
+        if _holders == 0:
+            threads, algorithms, warn_only, cudnn, benchmark, matmul, conv = _saved
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(algorithms, warn_only=warn_only)
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn, benchmark
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, conv
+
+
 @contextmanager
 def deterministic(threads: int = TRAIN_THREADS) -> Iterator[None]:
     """Run the block on ``threads`` intra-op threads with deterministic kernels and the TF32
-    policy; restore the process's own settings afterwards."""
+    policy; restore the process's settings when the last such block ends.
+
+    Blocks may overlap on several threads (a worker's jobs, the API's analysis pool) and the
+    settings reach across threads (the kernel flags always, the thread count often): the first
+    block to enter saves them and the last to leave restores them, so no block changes them
+    under another's feet. Threads that the block starts call :func:`pin_thread`.
+    """
     prepare_process()
-    before = (
-        torch.get_num_threads(),
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-        torch.backends.cudnn.deterministic,
-        torch.backends.cudnn.benchmark,
-        torch.backends.cuda.matmul.allow_tf32,
-        torch.backends.cudnn.allow_tf32,
-    )
-    tf32 = tf32_enabled()
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=strictness() == "warn")
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    _enter()
+    pin_thread(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(before[0])
-        torch.use_deterministic_algorithms(before[1], warn_only=before[2])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[3:5]
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before[5:7]
+        _leave()
 
 
 def device_name(device: torch.device) -> str:

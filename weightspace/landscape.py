@@ -23,7 +23,7 @@ from torch import nn
 from weightspace import nulls
 from weightspace.claims.base import BarrierReport, ExperimentResult, LineBetween, LineLoss
 from weightspace.data import Dataset
-from weightspace.determinism import deterministic
+from weightspace.determinism import deterministic, pin_thread
 from weightspace.models import build_model, flat_parameters, load_flat_parameters
 from weightspace.objective import cross_entropy, one_hot
 from weightspace.spec import ExperimentSpec, ModelSpec, derive_seed
@@ -79,7 +79,8 @@ def _losses_at(
         return found
 
     shares = [range(t, count, threads) for t in range(threads)]
-    with deterministic(), ThreadPoolExecutor(threads, thread_name_prefix="line") as pool:
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="line", initializer=pin_thread)
+    with deterministic(), pool:
         computed = list(pool.map(losses, shares))
     found: dict[int, Losses] = {}
     for share, values in zip(shares, computed, strict=True):

@@ -202,7 +202,9 @@ class Trainer:
         with (
             determinism.deterministic(),
             CaptureWriter(on_snapshot) as writer,
-            ThreadPoolExecutor(self.workers, thread_name_prefix="replica") as pool,
+            ThreadPoolExecutor(
+                self.workers, thread_name_prefix="replica", initializer=determinism.pin_thread
+            ) as pool,
         ):
             active = self._start([self.plans[r] for r in wanted], resume)
             fresh = [run for run in active if run.run not in resume]

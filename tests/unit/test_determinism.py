@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,13 @@ import pytest
 import torch
 
 from weightspace import determinism
-from weightspace.data import load_dataset
+from weightspace.data import (
+    _pixel_statistics,
+    _standardised,
+    default_data_dir,
+    find_idx_files,
+    load_dataset,
+)
 from weightspace.snapshots import Snapshot, TrainState, decode_snapshot, encode_snapshot
 from weightspace.spec import ExperimentSpec
 from weightspace.training import EpochProgress, Trainer
@@ -30,31 +37,64 @@ SPEC = {
     "replicas": 2,
 }
 
-# Trains SPEC in a fresh interpreter and prints the final parameters' bytes (hex) per run.
+# The presets' real shapes: the 28x28 kernel-5 CNN (where a float reduction over the images
+# once gave thread-dependent inputs; the 8x8 digits CNN above happened to agree) and the paper's
+# CNN, each on both training paths.
+FASHION_CNN = {
+    **SPEC,
+    "seed": 7,
+    "dataset": {"name": "fashion-mnist", "train_size": 600, "test_size": 200},
+    "model": {"kind": "cnn", "channels": [6, 12], "kernel_size": 5, "hidden": 32},
+    "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+    "batch_size": 32,
+    "snapshot_every": 1,
+}
+PAPER_CNN = {
+    **SPEC,
+    "seed": 11,
+    "dataset": {"name": "mnist", "train_size": 256, "test_size": 128},
+    "model": {"kind": "paper-cnn"},
+    "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4},
+    "dropout": 0.5,
+    "snapshot_every": 1,
+}
+
+# Trains each spec on both paths in a fresh interpreter; prints the sha256 of every snapshot's
+# parameters and metrics, keyed by spec, path, run and epoch.
 CHILD = """
-import json, sys
-from weightspace.data import load_dataset
+import hashlib, json, sys
+from weightspace.data import (
+    _pixel_statistics,
+    _standardised,
+    default_data_dir,
+    find_idx_files,
+    load_dataset,
+)
 from weightspace.spec import ExperimentSpec
 from weightspace.training import Trainer
-spec = ExperimentSpec.model_validate(json.loads(sys.argv[1]))
-final = {}
-def keep(snapshot, state):
-    if snapshot.epoch == spec.final_epoch:
-        final[snapshot.run] = snapshot.params.tobytes().hex()
-Trainer(spec, load_dataset(spec.dataset), batched=sys.argv[2] == "1").train(keep)
-print(json.dumps(final))
+found = {}
+for index, raw in enumerate(json.loads(sys.argv[1])):
+    spec = ExperimentSpec.model_validate(raw)
+    data = load_dataset(spec.dataset)
+    for batched in (False, True):
+        def keep(snapshot, state, prefix=f"{index}/{'batched' if batched else 'one by one'}"):
+            digest = hashlib.sha256(snapshot.params.tobytes())
+            digest.update(json.dumps(snapshot.metrics, sort_keys=True).encode())
+            found[f"{prefix}/{snapshot.run}/{snapshot.epoch}"] = digest.hexdigest()
+        Trainer(spec, data, batched=batched).train(keep)
+print(json.dumps(found))
 """
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TORCH_NUM_THREADS")
 
-def _train_in_child(threads: int, batched: bool) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "TORCH_NUM_THREADS": str(threads),
-    }
+
+def _train_in_child(threads: int | None, specs: list[dict[str, object]]) -> dict[str, str]:
+    """Snapshot digests of ``specs`` trained in a child with ``threads`` (None: variables unset)."""
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    if threads is not None:
+        env.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(SPEC), "1" if batched else "0"],
+        [sys.executable, "-c", CHILD, json.dumps(specs)],
         env=env,
         capture_output=True,
         text=True,
@@ -66,12 +106,40 @@ def _train_in_child(threads: int, batched: bool) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_thread_settings_of_the_process_do_not_change_the_parameters() -> None:
-    for batched in (False, True):
-        one = _train_in_child(1, batched)
-        two = _train_in_child(2, batched)
-        assert one.keys() == {"0", "1"}
-        assert one == two, f"batched={batched}"
+@pytest.mark.parametrize("specs", [[SPEC], [FASHION_CNN, PAPER_CNN]], ids=["digits", "28x28"])
+def test_thread_settings_of_the_process_do_not_change_the_parameters(
+    specs: list[dict[str, object]],
+) -> None:
+    if any(spec["dataset"] == PAPER_CNN["dataset"] for spec in specs):
+        find_idx_files("mnist", default_data_dir())  # MNIST must be there: no silent skip
+    unset = _train_in_child(None, specs)
+    epochs = {int(key.rsplit("/", 1)[1]) for key in unset}
+    assert len(unset) == len(specs) * 2 * 2 * len(epochs), sorted(unset)
+    for threads in (1, 2, 4):
+        other = _train_in_child(threads, specs)
+        differing = sorted(key for key in unset if other.get(key) != unset[key])
+        assert not differing, f"{threads} threads: {differing[:6]}"
+
+
+def test_image_statistics_are_exact_and_thread_free() -> None:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(500, 28, 28), dtype=np.uint8)
+    mean, std = _pixel_statistics(pixels, 255.0)
+    values = pixels.astype(np.float64) / 255.0
+    assert mean == pytest.approx(values.mean(), rel=1e-15)
+    assert std == pytest.approx(values.std(ddof=1), rel=1e-14)
+    with pytest.raises(ValueError, match="whole numbers"):
+        _pixel_statistics(values, 1.0)
+    threads = torch.get_num_threads()
+    try:
+        standardised = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            standardised.append(_standardised(pixels, pixels[:10], 255.0)[0])
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(standardised[0], standardised[1])
+    assert standardised[0].dtype == torch.float32 and standardised[0].shape == (500, 1, 28, 28)
 
 
 def test_training_runs_on_fixed_threads_and_restores_the_setting() -> None:
@@ -116,3 +184,32 @@ def test_replicas_side_by_side_on_threads_give_the_same_bits_as_one_after_anothe
         results.append(final)
     assert results[0] == results[1]
     assert len(set(results[0].values())) == 3
+
+
+def test_overlapping_blocks_keep_the_settings_until_the_last_one_leaves() -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    entered, leave = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def other_block() -> None:
+        with determinism.deterministic():
+            entered.set()
+            leave.wait(10)
+            seen.append(torch.get_num_threads())
+
+    other = threading.Thread(target=other_block)
+    try:
+        other.start()
+        assert entered.wait(10)
+        with determinism.deterministic():
+            assert torch.get_num_threads() == determinism.TRAIN_THREADS
+        # The other block still runs: the process-wide settings are still its own.
+        assert torch.are_deterministic_algorithms_enabled()
+        leave.set()
+        other.join(10)
+        assert seen == [determinism.TRAIN_THREADS]  # the first block's leaving left it alone
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        leave.set()
+        torch.set_num_threads(threads)
