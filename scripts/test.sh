@@ -4,7 +4,8 @@
 # at 127.0.0.1:5672: scripts/services.sh starts any that is down, where it can; SeaweedFS, the
 # API and worker processes are started by the tests) and end to end (headless Chromium renders
 # the report; docker-compose parses docker-compose.yml without a Docker engine).
-# Arguments go to pytest (e.g. -m "not integration" for the unit tests alone).
+# Arguments go to pytest (e.g. -m "not integration" for the unit tests alone); the 25 slowest
+# tests are listed at the end of every run, so a growing suite shows where its time goes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dataset-fashion-mnist chromium docker-compose
@@ -18,4 +19,4 @@ echo "gate: ruff check, ruff format --check, mypy --strict"
 .venv/bin/ruff check --quiet .
 .venv/bin/ruff format --check --quiet .
 .venv/bin/mypy
-exec .venv/bin/pytest "$@"
+exec .venv/bin/pytest --durations=25 "$@"
