@@ -237,19 +237,15 @@ class GradientNorms:
         }
 
 
-def gradient_norms(
+def _chunk_gradients(
     spec: ExperimentSpec,
     data: Dataset,
     params: np.ndarray,
-    *,
-    device: str | torch.device = "cpu",
-    chunks: int = GRADIENT_CHUNKS,
-) -> GradientNorms:
-    """The full-batch gradient at ``params`` from ``chunks`` interleaved chunks of the train set.
-
-    Each chunk's summed gradient is kept (float64), so the sign-flip null of the norm comes from
-    their Gram matrix (:func:`weightspace.nulls.sign_flip_band`).
-    """
+    device: str | torch.device,
+    chunks: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed gradients (float64, one row per chunk, on the CPU) of ``chunks`` interleaved
+    chunks of the train set, and the chunks' sizes."""
     model = _model(spec, data, device)
     _load(model, params)
     weights = [p for p in model.parameters()]
@@ -268,20 +264,40 @@ def gradient_norms(
             loss = cross_entropy(logits, one_hot(y[part], logits.shape[-1])).sum()
             grads = torch.autograd.grad(loss, weights)
             total += torch.cat([g.reshape(-1) for g in grads]).double()
-        sums.append(total.cpu().numpy())
+        sums.append(total.cpu())
         sizes.append(len(index))
-    data_part = np.stack(sums)
-    w = np.asarray(params, dtype=np.float64)
-    with_decay = data_part + np.outer(
-        np.asarray(sizes, dtype=np.float64), spec.optimizer.weight_decay * w
-    )
-    dot, dot_decay = data_part @ data_part.T, with_decay @ with_decay.T
+    return torch.stack(sums), torch.tensor(sizes, dtype=torch.float64)
+
+
+def gradient_norms(
+    spec: ExperimentSpec,
+    data: Dataset,
+    params: np.ndarray,
+    *,
+    device: str | torch.device = "cpu",
+    chunks: int = GRADIENT_CHUNKS,
+) -> GradientNorms:
+    """The full-batch gradient at ``params`` from ``chunks`` interleaved chunks of the train set.
+
+    Each chunk's summed gradient is kept (float64), so the sign-flip null of the norm comes from
+    their Gram matrix (:func:`weightspace.nulls.sign_flip_band`). Computed like training, on one
+    intra-op thread with deterministic kernels, the Gram and norms too (a BLAS product on the
+    process's threads would round by the thread count): the same bits whatever the settings.
+    """
+    with deterministic():
+        data_part, sizes = _chunk_gradients(spec, data, params, device, chunks)
+        weights = torch.from_numpy(np.asarray(params, dtype=np.float64))
+        with_decay = data_part + torch.outer(sizes, spec.optimizer.weight_decay * weights)
+        dot, dot_decay = data_part @ data_part.T, with_decay @ with_decay.T
+        norm = torch.linalg.vector_norm(data_part.sum(0)).item()
+        norm_decay = torch.linalg.vector_norm(with_decay.sum(0)).item()
+    count = int(sizes.sum().item())
     return GradientNorms(
-        norm=float(np.linalg.norm(data_part.sum(axis=0)) / count),
-        norm_with_weight_decay=float(np.linalg.norm(with_decay.sum(axis=0)) / count),
-        null=nulls.sign_flip_band(dot_decay, count),
-        null_without_weight_decay=nulls.sign_flip_band(dot, count),
-        chunks=chunks,
+        norm=norm / count,
+        norm_with_weight_decay=norm_decay / count,
+        null=nulls.sign_flip_band(dot_decay.numpy(), count),
+        null_without_weight_decay=nulls.sign_flip_band(dot.numpy(), count),
+        chunks=len(sizes),
     )
 
 
