@@ -7,7 +7,7 @@ import hashlib
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,41 +22,58 @@ IDX_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-# torchvision's class names: a download through torchvision lands in <root>/<class>/raw.
-_TORCHVISION_CLASS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
-# Where Debian's packages put the IDX files; searched after the data directory.
-SYSTEM_DIRS = {"fashion-mnist": [Path("/usr/share/datasets/fashion-mnist")], "mnist": []}
 
 
-# sha256 of the uncompressed IDX files (so plain and any .gz of them verify alike). MNIST: the
-# widely published values of LeCun, Cortes and Burges' originals (also in ../shared/data/mnist/
-# SHA256SUMS.raw); Fashion-MNIST: Zalando's originals as Debian's dataset-fashion-mnist ships them.
-IDX_SHA256 = {
-    "mnist": {
-        "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-        "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-        "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-        "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-    },
-    "fashion-mnist": {
-        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-    },
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What the project knows of one data set, in one place."""
+
+    examples: tuple[int, int]  # train, test: what a spec is checked against when submitted
+    input_shape: tuple[int, int, int]  # channels, height, width
+    scale: float  # the largest pixel value: images are divided by it before standardising
+    # sha256 of the uncompressed IDX files, by file name (plain and any .gz verify alike)
+    idx_sha256: Mapping[str, str] = field(default_factory=dict)
+    torchvision_class: str | None = None  # a download through torchvision: <root>/<class>/raw
+    system_dirs: tuple[Path, ...] = ()  # where Debian's packages put the IDX files
+
+
+# MNIST's sha256: the widely published values of LeCun, Cortes and Burges' originals (also in
+# ../shared/data/mnist/SHA256SUMS.raw); Fashion-MNIST's: Zalando's originals as Debian's
+# dataset-fashion-mnist ships them.
+DATASETS: dict[str, DatasetFacts] = {
+    # scikit-learn's 1,797 images, split 3:1 (see _load_digits)
+    "digits": DatasetFacts(examples=(1347, 450), input_shape=(1, 8, 8), scale=16.0),
+    "mnist": DatasetFacts(
+        examples=(60_000, 10_000),
+        input_shape=(1, 28, 28),
+        scale=255.0,
+        idx_sha256={
+            "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        torchvision_class="MNIST",
+    ),
+    "fashion-mnist": DatasetFacts(
+        examples=(60_000, 10_000),
+        input_shape=(1, 28, 28),
+        scale=255.0,
+        idx_sha256={
+            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        torchvision_class="FashionMNIST",
+        system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
+    ),
 }
-#: Examples (train, test) and input shape (channels, height, width) of each data set: what a
-#: spec is checked against when it is submitted (loading checks the files themselves).
-DATASET_SIZES: dict[str, tuple[int, int]] = {
-    "digits": (1347, 450),  # scikit-learn's 1,797 images, split 3:1 (see _load_digits)
-    "mnist": (60_000, 10_000),
-    "fashion-mnist": (60_000, 10_000),
-}
-INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
-    "digits": (1, 8, 8),
-    "mnist": (1, 28, 28),
-    "fashion-mnist": (1, 28, 28),
-}
+
+
+def full_sizes() -> dict[str, tuple[int, int]]:
+    """Examples (train, test) of every data set at its full size."""
+    return {name: facts.examples for name, facts in DATASETS.items()}
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -79,7 +96,7 @@ def check_available(
 ) -> None:
     """Raise :class:`DatasetUnavailable` unless ``spec``'s data can be loaded here (files found,
     or a download allowed; subsets no larger than the data set). Reads no data."""
-    if (problem := unservable(spec, DATASET_SIZES)) is not None:
+    if (problem := unservable(spec, full_sizes())) is not None:
         raise problem
     if spec.name == "digits" or allow_download:
         return
@@ -102,14 +119,14 @@ def unservable(
     if spec.name not in sizes:
         return DatasetUnavailable("dataset.name", f"{spec.name} is not available{where}")
     n_train, n_test = sizes[spec.name]
-    for field, wanted, available in (
+    for size, wanted, available in (
         ("train_size", spec.train_size, n_train),
         ("test_size", spec.test_size, n_test),
     ):
         if wanted is not None and wanted > available:
             return DatasetUnavailable(
-                f"dataset.{field}",
-                f"{spec.name} has {available} {field.split('_')[0]} examples{where}, not {wanted}",
+                f"dataset.{size}",
+                f"{spec.name} has {available} {size.split('_')[0]} examples{where}, not {wanted}",
             )
     return None
 
@@ -126,7 +143,7 @@ def servable_sizes(
     full size when a download is allowed. What a worker advertises."""
     directory = Path(data_dir) if data_dir is not None else default_data_dir()
     out: dict[str, tuple[int, int]] = {}
-    for name, full in DATASET_SIZES.items():
+    for name, full in full_sizes().items():
         if name == "digits" or allow_download:
             out[name] = full
             continue
@@ -220,11 +237,11 @@ def parse_idx(data: bytes) -> np.ndarray:
 
 
 def _candidate_dirs(name: str, data_dir: Path | None) -> list[Path]:
+    facts = DATASETS[name]
     dirs: list[Path] = []
     if data_dir is not None:
-        cls = _TORCHVISION_CLASS[name]
-        dirs += [data_dir / name, data_dir / cls / "raw", data_dir]
-    return dirs + SYSTEM_DIRS[name]
+        dirs += [data_dir / name, data_dir / str(facts.torchvision_class) / "raw", data_dir]
+    return dirs + list(facts.system_dirs)
 
 
 def find_idx_files(name: str, data_dir: Path | None) -> dict[str, Path]:
@@ -256,7 +273,7 @@ def _read_idx(name: str, path: Path) -> np.ndarray:
             f"{name}: {path} is not a valid gzip file ({error}). To fix: {_what_to_do(name)}."
         ) from None
     stem = path.name.removesuffix(".gz")
-    expected = IDX_SHA256.get(name, {}).get(stem)
+    expected = DATASETS[name].idx_sha256.get(stem)
     digest = hashlib.sha256(data).hexdigest()
     if expected is not None and digest != expected:
         raise DatasetCorrupt(
@@ -269,7 +286,7 @@ def _read_idx(name: str, path: Path) -> np.ndarray:
 def _download(name: str, data_dir: Path) -> None:
     import torchvision.datasets  # only needed for the download
 
-    cls = getattr(torchvision.datasets, _TORCHVISION_CLASS[name])
+    cls = getattr(torchvision.datasets, str(DATASETS[name].torchvision_class))
     cls(root=str(data_dir), train=True, download=True)
 
 
@@ -342,21 +359,19 @@ def load_dataset(
     """Load ``spec``'s data set on the CPU; the subsets are the first ``train_size``/``test_size``."""
     if spec.name == "digits":
         x_train, y_train, x_test, y_test = _load_digits()
-        scale = 16.0
     else:
         directory = Path(data_dir) if data_dir is not None else default_data_dir()
         x_train, y_train, x_test, y_test = _load_idx(spec.name, directory, allow_download)
-        scale = 255.0
-    xt, xs = _standardised(x_train, x_test, scale)
+    xt, xs = _standardised(x_train, x_test, DATASETS[spec.name].scale)
     n_train = spec.train_size or len(y_train)
     n_test = spec.test_size or len(y_test)
-    for field, wanted, available in (
+    for size, wanted, available in (
         ("train_size", n_train, len(y_train)),
         ("test_size", n_test, len(y_test)),
     ):
         if wanted > available:
             raise ValueError(
-                f"dataset.{field}={wanted} exceeds the {available} examples of {spec.name}"
+                f"dataset.{size}={wanted} exceeds the {available} examples of {spec.name}"
             )
     return Dataset(
         name=spec.name,

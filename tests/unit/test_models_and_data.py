@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,9 @@ def write_mnist_like(
             stem: hashlib.sha256(_idx_bytes(array)).hexdigest()
             for stem, array in zip(data.IDX_FILES.values(), arrays, strict=True)
         }
-        monkeypatch.setitem(data.IDX_SHA256, "mnist", known)
+        monkeypatch.setitem(
+            data.DATASETS, "mnist", replace(data.DATASETS["mnist"], idx_sha256=known)
+        )
     return arrays
 
 
@@ -174,7 +177,7 @@ def test_files_that_are_not_the_originals_are_refused(tmp_path: Path, compress: 
         load_dataset(DatasetSpec(name="mnist"), tmp_path)
     message = str(info.value)
     assert "train-images-idx3-ubyte" in message and "sha256" in message
-    assert data.IDX_SHA256["mnist"]["train-images-idx3-ubyte"] in message
+    assert data.DATASETS["mnist"].idx_sha256["train-images-idx3-ubyte"] in message
     assert "WEIGHTSPACE_DATA_DIR" in message
 
 
@@ -236,3 +239,14 @@ def test_a_spec_whose_data_the_server_lacks_is_refused(tmp_path: Path) -> None:
         data.check_available(DatasetSpec(name="digits", train_size=2000))
     assert too_big.value.field == "dataset.train_size" and "1347" in str(too_big.value)
     data.check_available(DatasetSpec(name="digits", train_size=1347))
+
+
+def test_every_data_set_of_the_vocabulary_has_one_record_of_facts() -> None:
+    from weightspace.vocabulary import DATASET_NAMES
+
+    assert sorted(data.DATASETS) == sorted(DATASET_NAMES)
+    for name, facts in data.DATASETS.items():
+        assert facts.input_shape[0] == 1 and facts.examples[0] > facts.examples[1] > 0
+        if name != "digits":
+            assert sorted(facts.idx_sha256) == sorted(data.IDX_FILES.values())
+            assert facts.torchvision_class is not None

@@ -100,7 +100,7 @@ def test_servable_sizes_count_the_files_found_and_verify_drops_corrupt_ones(
     # The files are not the originals: verifying them (sha256) drops the data set.
     assert "mnist" not in data.servable_sizes(tmp_path, verify=True)
     everything = data.servable_sizes(tmp_path / "nothing", allow_download=True)
-    assert everything == data.DATASET_SIZES
+    assert everything == data.full_sizes()
 
 
 def test_servable_sizes_of_the_real_mnist_files() -> None:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from weightspace.adapters.db import Experiment, RateWindow, SnapshotRecord
 from weightspace.adapters.experiments import Principal
 from weightspace.adapters.settings import Settings
-from weightspace.data import DATASET_SIZES, INPUT_SHAPES
+from weightspace.data import DATASETS
 from weightspace.spec import ExperimentSpec
 
 FLOAT_BYTES = 4  # snapshots store float32 parameter vectors
@@ -56,7 +56,9 @@ def parameter_count(spec: ExperimentSpec) -> int:
     from weightspace.models import build_model, count_parameters
 
     with torch.device("meta"):
-        model = build_model(spec.model, INPUT_SHAPES[spec.dataset.name], spec.dropout, seed=0)
+        model = build_model(
+            spec.model, DATASETS[spec.dataset.name].input_shape, spec.dropout, seed=0
+        )
     return count_parameters(model)
 
 
@@ -73,7 +75,7 @@ class Cost:
 
 def check_spec(spec: ExperimentSpec, settings: Settings) -> Cost:
     """Refuse a spec over the per-experiment limits; return what it will cost."""
-    train, test = DATASET_SIZES[spec.dataset.name]
+    train, test = DATASETS[spec.dataset.name].examples
     for field, wanted, available in (
         ("train_size", spec.dataset.train_size, train),
         ("test_size", spec.dataset.test_size, test),
