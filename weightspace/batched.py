@@ -25,7 +25,7 @@ uninterrupted one, which keeps resumption bitwise exact.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch.func import functional_call, grad_and_value, vmap
@@ -33,10 +33,8 @@ from torch.func import functional_call, grad_and_value, vmap
 from weightspace.data import Dataset
 from weightspace.models import draw_mask, dropout_widths
 from weightspace.objective import cross_entropy, make_optimizer, one_hot
+from weightspace.replica import Replica
 from weightspace.spec import ExperimentSpec, RunPlan
-
-if TYPE_CHECKING:
-    from weightspace.training import Replica
 
 
 class ReplicaStack:

@@ -30,21 +30,18 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from weightspace import determinism
+from weightspace.batched import ReplicaStack
 from weightspace.capture import CaptureWriter
 from weightspace.data import Dataset
 from weightspace.models import (
-    build_model,
-    flat_parameters,
-    load_flat_parameters,
     parameter_layout,
-    set_noise_generator,
 )
-from weightspace.objective import cross_entropy, make_optimizer, one_hot
+from weightspace.objective import cross_entropy, one_hot
+from weightspace.replica import Replica
 from weightspace.snapshots import Snapshot, TrainState
 from weightspace.spec import ExperimentSpec, RunPlan, plan_runs
 
@@ -89,67 +86,6 @@ def evaluate(
             correct += (logits.argmax(1) == target).sum()
     model.train(was_training)
     return loss.item() / len(y), correct.item() / len(y)
-
-
-def _optimizer_buffers(optimizer: torch.optim.Optimizer) -> dict[str, np.ndarray]:
-    flat = {}
-    for index, state in optimizer.state_dict()["state"].items():
-        for name, value in state.items():
-            if isinstance(value, torch.Tensor):
-                flat[f"{index}.{name}"] = value.detach().cpu().numpy().copy()
-    return flat
-
-
-def _load_optimizer_buffers(
-    optimizer: torch.optim.Optimizer, flat: Mapping[str, np.ndarray]
-) -> None:
-    state_dict = optimizer.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in flat.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = torch.from_numpy(np.array(value))
-    state_dict["state"] = state
-    optimizer.load_state_dict(state_dict)
-
-
-class Replica:
-    """One run in memory: model, optimizer and its two generators."""
-
-    def __init__(
-        self, trainer: Trainer, plan: RunPlan, init_seed: int, data_seed: int, dropout_seed: int
-    ) -> None:
-        self.run = plan.run
-        self.epoch = 0
-        self.model = build_model(
-            trainer.spec.model, trainer.data.input_shape, trainer.spec.dropout, seed=init_seed
-        ).to(trainer.device)
-        self.optimizer = make_optimizer(trainer.spec, self.model.parameters())
-        self.data_gen = torch.Generator().manual_seed(data_seed)
-        self.noise_gen = torch.Generator(device=trainer.device).manual_seed(dropout_seed)
-        set_noise_generator(self.model, self.noise_gen)
-
-    def reseed(self, data_seed: int, dropout_seed: int) -> None:
-        self.data_gen.manual_seed(data_seed)
-        self.noise_gen.manual_seed(dropout_seed)
-
-    def state(self) -> TrainState:
-        return TrainState(
-            run=self.run,
-            epoch=self.epoch,
-            params=flat_parameters(self.model).numpy(),
-            optimizer=_optimizer_buffers(self.optimizer),
-            rng={
-                "data": self.data_gen.get_state().numpy().copy(),
-                "noise": self.noise_gen.get_state().numpy().copy(),
-            },
-        )
-
-    def restore(self, state: TrainState) -> None:
-        load_flat_parameters(self.model, torch.from_numpy(np.array(state.params)))
-        _load_optimizer_buffers(self.optimizer, state.optimizer)
-        self.data_gen.set_state(torch.from_numpy(np.array(state.rng["data"])))
-        self.noise_gen.set_state(torch.from_numpy(np.array(state.rng["noise"])))
-        self.epoch = state.epoch
 
 
 class Trainer:
@@ -237,8 +173,6 @@ class Trainer:
         """One epoch of the given replicas: one by one (on the pool's threads) or as one stack."""
         if not self.batched:
             return lambda due: list(pool.map(self._train_epoch, due))
-        from weightspace.batched import ReplicaStack
-
         stack = ReplicaStack(self.spec, self.data, self.plans, active)
         return stack.train_epoch
 
@@ -247,7 +181,15 @@ class Trainer:
         fresh = [p for p in plans if p.run not in resume]
         base_state = self._pretrain(fresh[0]) if fresh and self.spec.pretrain_epochs else None
         for plan in plans:
-            run = Replica(self, plan, plan.init_seed, plan.data_seed, plan.dropout_seed)
+            run = Replica(
+                self.spec,
+                self.data,
+                self.device,
+                plan,
+                plan.init_seed,
+                plan.data_seed,
+                plan.dropout_seed,
+            )
             if plan.run in resume:
                 run.restore(resume[plan.run])
             elif base_state is not None:
@@ -259,7 +201,15 @@ class Trainer:
 
     def _pretrain(self, plan: RunPlan) -> TrainState:
         assert plan.pretrain_seed is not None and plan.pretrain_dropout_seed is not None
-        base = Replica(self, plan, plan.init_seed, plan.pretrain_seed, plan.pretrain_dropout_seed)
+        base = Replica(
+            self.spec,
+            self.data,
+            self.device,
+            plan,
+            plan.init_seed,
+            plan.pretrain_seed,
+            plan.pretrain_dropout_seed,
+        )
         for _ in range(self.spec.pretrain_epochs):
             self._train_epoch(base)
         return base.state()
