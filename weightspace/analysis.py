@@ -79,6 +79,22 @@ class Gram:
     def from_dict(cls, data: dict[str, Any]) -> Gram:
         return cls(matrix=np.array(data["matrix"], dtype=np.float64), size=int(data["size"]))
 
+    def first_unanalysable(self) -> int | None:
+        """Index of the first snapshot whose entries are not finite, or so large that an
+        analysis could overflow float64; ``None`` if there is none.
+
+        Row 0 (the reference) is snapshot 0's vector, row ``1 + i`` snapshot ``i``'s delta; the
+        diagonal (squared norms) tells, as no other entry exceeds it (Cauchy-Schwarz). Subsets
+        and distances add up to 4 entries each, centring and PCA sum ``n`` of them: diagonal
+        entries at most ``max / (64 (n + 1))`` keep all of that finite with room to spare (for
+        1,000 snapshots, norms up to about 1e150).
+        """
+        limit = np.finfo(np.float64).max / (64 * (self.n + 1))
+        fine = np.abs(np.diag(self.matrix)) <= limit  # False for NaN too
+        if fine.all():
+            return None
+        return max(int(np.argmin(fine)) - 1, 0)
+
     def subset(self, indices: Sequence[int]) -> Gram:
         """Gram of snapshots ``indices`` (in that order), referenced to ``indices[0]``; no I/O.
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import struct
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,14 +112,103 @@ class Imported:
 
 
 def load_state_dict(data: bytes) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file; :class:`InvalidUpload` if it is not one."""
+    """The tensors of a safetensors file; :class:`InvalidUpload`, saying what is wrong with it
+    (header length, header JSON, a tensor's dtype, shape or offsets), if it is not one."""
+    check_structure(data)
     try:
         tensors = st_load(bytes(data))
-    except (SafetensorError, ValueError, RuntimeError, TypeError) as error:
-        raise InvalidUpload("body", f"not a safetensors file: {error}") from None
+    except (SafetensorError, ValueError, RuntimeError, TypeError):
+        raise InvalidUpload("body", "not a readable safetensors file") from None
     if not tensors:
         raise InvalidUpload("body", "the safetensors file holds no tensors")
     return tensors
+
+
+#: The dtypes a state dict's tensors may have (safetensors' names).
+DTYPES: dict[str, torch.dtype] = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F8_E5M2": torch.float8_e5m2,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U64": torch.uint64,
+    "U32": torch.uint32,
+    "U16": torch.uint16,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
+def check_structure(data: bytes) -> None:
+    """Check the layout of a safetensors file before it is decoded: an 8-byte little-endian
+    header length, a JSON object of tensors (``dtype``, ``shape``, ``data_offsets``) and an
+    optional ``__metadata__`` of strings, and offsets that tile the byte buffer exactly.
+    Raises :class:`InvalidUpload` naming the first problem, in this project's words."""
+
+    def invalid(message: str) -> InvalidUpload:
+        return InvalidUpload("body", f"not a safetensors file: {message}")
+
+    if len(data) < 8:
+        raise invalid(f"{len(data)} bytes, fewer than the 8 bytes of its header length")
+    (length,) = struct.unpack("<Q", data[:8])
+    if length > len(data) - 8:
+        raise invalid(
+            f"the header length ({length} bytes) runs past the end of the body "
+            f"({len(data) - 8} bytes after the length)"
+        )
+    try:
+        header = json.loads(bytes(data[8 : 8 + length]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise invalid("the header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise invalid("the header is not a JSON object")
+    metadata = header.pop("__metadata__", None)
+    if metadata is not None and not (
+        isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
+    ):
+        raise invalid("the header's __metadata__ must map names to strings")
+    spans = sorted(_span(name, info, invalid) for name, info in header.items())
+    buffer = len(data) - 8 - length
+    end = 0
+    for begin, stop, name in spans:
+        if begin != end:
+            raise invalid(
+                f"tensor {name!r}'s data_offsets start at {begin}, expected {end} "
+                "(the tensors' bytes must follow each other without gaps or overlaps)"
+            )
+        end = stop
+    if end != buffer:
+        raise invalid(f"the tensors' data_offsets cover {end} bytes, the data holds {buffer}")
+
+
+def _span(name: str, info: object, invalid: Callable[[str], InvalidUpload]) -> tuple[int, int, str]:
+    """[begin, end) of one tensor's bytes in the buffer, after checking its header entry."""
+    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
+        raise invalid(f"tensor {name!r} needs a dtype, a shape and data_offsets")
+    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise invalid(f"tensor {name!r} has dtype {dtype!r}; known: {', '.join(DTYPES)}")
+    if not isinstance(shape, list) or not all(_natural(d) for d in shape):
+        raise invalid(f"tensor {name!r}'s shape must be a list of non-negative integers")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_natural, offsets))):
+        raise invalid(f"tensor {name!r}'s data_offsets must be two non-negative integers")
+    begin, end = offsets
+    needed = math.prod(shape) * DTYPES[dtype].itemsize
+    if end - begin != needed:
+        raise invalid(
+            f"tensor {name!r}'s data_offsets [{begin}, {end}] span {end - begin} bytes; "
+            f"its shape {shape} and dtype {dtype} need {needed}"
+        )
+    return begin, end, name
+
+
+def _natural(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def import_state_dict(
@@ -143,9 +234,11 @@ def import_state_dict(
         vector=tuple((n, tuple(tensors[n].shape), _dtype_name(tensors[n].dtype)) for n in floating),
         buffers=tuple((n, tuple(tensors[n].shape), _dtype_name(tensors[n].dtype)) for n in buffers),
     )
-    params = torch.cat([tensors[n].reshape(-1).to(target) for n in floating]).numpy()
-    if not np.isfinite(params).all():
-        raise InvalidUpload("body", "the parameters hold NaN or infinite values")
+    pieces = [tensors[n].reshape(-1).to(target) for n in floating]
+    _check_finite(dict(zip(floating, pieces, strict=True)))
+    params = torch.cat(pieces).numpy()
+    if params.size == 0:
+        raise InvalidUpload("body", "the state dict's floating-point tensors hold no values")
     stored: dict[str, torch.Tensor] = {"params": torch.from_numpy(params)}
     stored.update({BUFFER_PREFIX + n: tensors[n].contiguous() for n in buffers})
     metadata = {
@@ -159,6 +252,21 @@ def import_state_dict(
         "params_sha256": sha256_hex(np.ascontiguousarray(params).tobytes()),
     }
     return Imported(data=st_save(stored, metadata=metadata), layout=layout, parameters=params.size)
+
+
+def _check_finite(tensors: Mapping[str, torch.Tensor]) -> None:
+    """422 naming the first tensor (in vector order) that holds NaN or infinite values, and how
+    many of its values are."""
+    bad = {n: t.numel() - int(torch.isfinite(t).sum()) for n, t in tensors.items()}
+    named = [n for n, count in bad.items() if count]
+    if named:
+        first = named[0]
+        more = f"; {len(named) - 1} more tensor(s) hold some too" if len(named) > 1 else ""
+        raise InvalidUpload(
+            "body",
+            f"tensor {first!r} holds {bad[first]} NaN or infinite values "
+            f"(of {tensors[first].numel()}){more}",
+        )
 
 
 def state_dict_file(snapshot: bytes, sha256: str | None = None) -> bytes:

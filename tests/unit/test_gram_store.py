@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import save as np_save
 
 from weightspace import analysis
 from weightspace.adapters import analyses
 from weightspace.adapters.gram_store import DamagedSnapshot, SnapshotRef, gram_of, load_latest
-from weightspace.snapshots import HEADER_PROBE_BYTES, LocalStore, Snapshot, put_snapshot
+from weightspace.imports import import_state_dict
+from weightspace.snapshots import HEADER_PROBE_BYTES, LocalStore, Snapshot, put_snapshot, sha256_hex
 from weightspace.spec import ExperimentSpec
 
 EXPERIMENT = uuid.UUID(int=7)
@@ -146,3 +148,50 @@ def test_identical_cold_requests_are_computed_once_and_shared(tmp_path: Path) ->
         assert store.bytes_read == {} and np.array_equal(again.gram.matrix, first.gram.matrix)
     finally:
         analyzer.shutdown()
+
+
+def test_snapshots_no_analysis_can_use_are_named_and_left_out(tmp_path: Path) -> None:
+    """NaN or infinite values (an older release or a damaged store), and finite values whose
+    squares overflow float64, make a snapshot unusable: named, left out, never a wrong number."""
+    store = LocalStore(tmp_path)
+    xs = vectors(6)
+    xs[3][[10, 20, 30]] = [np.nan, np.inf, -np.inf]  # run 1, epoch 1
+    refs = stored(store, xs, runs=2)
+    huge = import_state_dict(
+        np_save({"w": np.full(P, 1e200)}), experiment_id=EXPERIMENT, run=0, epoch=3, metrics={}
+    )
+    store.put("experiments/huge.safetensors", huge.data)
+    refs.append(SnapshotRef(0, 3, "experiments/huge.safetensors", sha256_hex(huge.data), {}))
+    spec = ExperimentSpec.model_validate(
+        {"dataset": {"name": "digits"}, "model": {"kind": "mlp"}, "epochs": 3, "replicas": 2}
+    )
+    inputs = analyses.Inputs(EXPERIMENT, spec, "succeeded", tuple(refs))
+    found: dict[tuple[int, int], str] = {}
+    snapshots = analyses.build(store, inputs, lambda r, why: found.update({(r.run, r.epoch): why}))
+    assert found == {
+        (1, 1): f"its parameter vector holds 3 NaN or infinite values (of {P}), "
+        "which no analysis can use",
+        (0, 3): "its values are too large to analyse (their squares overflow float64)",
+    }
+    assert np.isfinite(snapshots.gram.matrix).all()
+    assert len(analyses.pca(snapshots, refs[:3], 2).refs) == 3
+    with pytest.raises(DamagedSnapshot, match="run 1 at epoch 1 is damaged: its parameter vector"):
+        analyses.trajectories(snapshots)
+    only_bad = analyses.Inputs(EXPERIMENT, spec, "succeeded", (refs[3],))
+    with pytest.raises(DamagedSnapshot, match="run 1 at epoch 1"):  # not "none captured yet"
+        analyses.build(store, only_bad)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([[1.0, 2.0], [1.5, 2.5], [3.0, 1.0]], None),
+        ([[1e200, 0.0], [1.0, 0.0], [2.0, 0.0]], 0),  # the reference is snapshot 0
+        ([[1.0, 0.0], [2.0, 0.0], [1e200, 0.0]], 2),
+        ([[1.0, 0.0], [np.nan, 0.0], [2.0, 0.0]], 1),
+    ],
+)
+def test_first_unanalysable_snapshot(values: list[list[float]], expected: int | None) -> None:
+    with np.errstate(over="ignore", invalid="ignore"):
+        gram = analysis.gram([analysis.ArrayVector(np.array(v)) for v in values])
+    assert gram.first_unanalysable() == expected

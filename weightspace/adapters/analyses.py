@@ -177,6 +177,8 @@ def build(
     healthy = list(inputs.healthy)
     while True:
         if not healthy:
+            if broken := [r for r in inputs.records if r.damaged]:
+                raise DamagedSnapshot(broken[0], broken[0].damaged or "it could not be read")
             raise inputs.unavailable("no readable snapshots have been captured yet")
         try:
             cached = gram_of(store, inputs.experiment_id, healthy, still)

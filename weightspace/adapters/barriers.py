@@ -20,7 +20,7 @@ from weightspace import landscape
 from weightspace.adapters import jobs
 from weightspace.adapters.analyses import all_snapshots
 from weightspace.adapters.db import Experiment
-from weightspace.adapters.experiments import Conflict
+from weightspace.adapters.experiments import Conflict, no_model
 from weightspace.claims import BarrierReport, ExperimentResult
 from weightspace.data import load_dataset
 from weightspace.snapshots import ObjectStore, get_snapshot
@@ -59,6 +59,8 @@ def job_key(experiment_id: uuid.UUID) -> str:
 
 def request_barriers(session: Session, experiment: Experiment) -> bool:
     """Whether this request queued the job (the caller enqueues it); Conflict if it cannot run."""
+    if experiment.source != "train":
+        raise Conflict(no_model("barriers"))
     if experiment.status != "succeeded":
         raise Conflict(
             f"barriers are computed once the experiment has succeeded; it is {experiment.status}"

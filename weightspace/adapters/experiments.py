@@ -65,6 +65,14 @@ class InvalidQuery(ValueError):
         self.field = field
 
 
+def no_model(what: str) -> str:
+    """Why ``what`` (landscape planes, barriers) cannot be computed from uploaded snapshots."""
+    return (
+        f"{what} need the model that produced the snapshots; this experiment's snapshots were "
+        "uploaded, so the service has no model (or data) to evaluate them"
+    )
+
+
 # --------------------------------------------------------------------------- submit & read
 
 

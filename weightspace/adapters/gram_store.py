@@ -11,7 +11,8 @@ sha256) are re-used as they are, only the new snapshots' rows are computed
 (:func:`weightspace.analysis.extend_gram`). Rows stay in the order they were added; callers
 re-order with :meth:`~weightspace.analysis.Gram.subset`, which costs no I/O.
 
-A snapshot that cannot be read (missing object, checksum mismatch, unparseable header) raises
+A snapshot that cannot be read (missing object, checksum mismatch, unparseable header) or
+cannot be analysed (NaN or infinite values, values whose squares overflow) raises
 :class:`DamagedSnapshot` naming its run and epoch; a store that cannot be reached raises whatever
 the store raises (a transient fault, not damage).
 """
@@ -23,7 +24,7 @@ import io
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,10 +60,13 @@ class SnapshotRef:
 
 
 class DamagedSnapshot(RuntimeError):
-    """A stored snapshot is missing or does not match its checksum."""
+    """A stored snapshot is missing, does not match its checksum, or cannot be analysed."""
 
-    def __init__(self, ref: SnapshotRef, reason: str) -> None:
-        super().__init__(f"the snapshot of run {ref.run} at epoch {ref.epoch} is damaged: {reason}")
+    def __init__(self, ref: SnapshotRef, reason: str, experiment: uuid.UUID | None = None) -> None:
+        where = f"run {ref.run} at epoch {ref.epoch}"
+        if experiment is not None:
+            where += f" of experiment {experiment}"
+        super().__init__(f"the snapshot of {where} is damaged: {reason}")
         self.ref = ref
         self.reason = reason
 
@@ -79,6 +83,7 @@ class _Vector:
         self.ref = ref
         self._vector = self._guard(lambda: StoredVector(store, ref.key))
         self.size = self._vector.size
+        self._nonfinite = 0
 
     def _guard(self, action: Any) -> Any:
         try:
@@ -91,7 +96,17 @@ class _Vector:
             raise DamagedSnapshot(self.ref, f"unreadable ({error})") from None
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        return self._guard(lambda: self._vector.read(start, stop))  # type: ignore[no-any-return]
+        """Values ``[start, stop)``; past the last one, DamagedSnapshot if any was NaN or
+        infinite (stored by an older release, or damaged in a way its checksum does not show)."""
+        values: np.ndarray = self._guard(lambda: self._vector.read(start, stop))
+        self._nonfinite += values.size - int(np.count_nonzero(np.isfinite(values)))
+        if stop == self.size and self._nonfinite:
+            raise DamagedSnapshot(
+                self.ref,
+                f"its parameter vector holds {self._nonfinite} NaN or infinite values "
+                f"(of {self.size}), which no analysis can use",
+            )
+        return values
 
 
 def _keys(experiment_id: uuid.UUID) -> tuple[str, str]:
@@ -149,6 +164,16 @@ def save(
         store.delete_prefix(f"{base}{previous}.npy")
 
 
+def _check_analysable(cached: Cached, refs: Mapping[tuple[int, int, str], SnapshotRef]) -> None:
+    """DamagedSnapshot for the first snapshot too large for the analyses (see
+    :meth:`~weightspace.analysis.Gram.first_unanalysable`): finite values whose squares overflow."""
+    if (index := cached.gram.first_unanalysable()) is not None:
+        raise DamagedSnapshot(
+            refs[cached.entries[index]],
+            "its values are too large to analyse (their squares overflow float64)",
+        )
+
+
 def gram_of(
     store: ObjectStore,
     experiment_id: uuid.UUID,
@@ -168,6 +193,7 @@ def gram_of(
     fp = fingerprint(sorted(refs, key=lambda r: (r.run, r.epoch)))
     cached = load_latest(store, experiment_id)
     if cached is not None and cached.fingerprint == fp and set(cached.entries) == set(wanted):
+        _check_analysable(cached, wanted)
         return cached
     kept: list[tuple[int, int, str]] = []
     base: analysis.Gram | None = None
@@ -178,16 +204,18 @@ def gram_of(
             same = positions == list(range(len(cached.entries)))
             base = cached.gram if same else cached.gram.subset(positions)
     fresh = [r.entry for r in refs if r.entry not in set(kept)]
-    if base is None:
-        vectors = [_Vector(store, wanted[e]) for e in fresh]
-        gram = analysis.gram(vectors)
-        entries = fresh
-    else:
-        old = [_Vector(store, wanted[e]) for e in kept]
-        new = [_Vector(store, wanted[e]) for e in fresh]
-        gram = analysis.extend_gram(base, old, new)
-        entries = kept + fresh
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: _check_analysable below
+        if base is None:
+            vectors = [_Vector(store, wanted[e]) for e in fresh]
+            gram = analysis.gram(vectors)
+            entries = fresh
+        else:
+            old = [_Vector(store, wanted[e]) for e in kept]
+            new = [_Vector(store, wanted[e]) for e in fresh]
+            gram = analysis.extend_gram(base, old, new)
+            entries = kept + fresh
     result = Cached(entries, gram, fp)
+    _check_analysable(result, wanted)
     try:
         save(store, experiment_id, result, None if cached is None else cached.fingerprint)
     except Exception as error:  # the answer stands; the cache is an optimisation

@@ -20,7 +20,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace.adapters import analyses
 from weightspace.adapters.experiments import InvalidQuery, NotFound, Principal
-from weightspace.adapters.gram_store import SnapshotRef, fingerprint, load_latest
+from weightspace.adapters.gram_store import DamagedSnapshot, SnapshotRef, fingerprint, load_latest
 from weightspace.errors import InvalidField
 from weightspace.snapshots import (
     HEADER_PROBE_BYTES,
@@ -178,6 +178,11 @@ class Joint:
     def label(self, ref: SnapshotRef) -> Label:
         experiment, run = self.labels[ref.run]
         return Label(experiment, run, ref.epoch)
+
+    def damage(self, error: DamagedSnapshot) -> DamagedSnapshot:
+        """``error`` naming the experiment and run its snapshot belongs to (not the joint row)."""
+        label = self.label(error.ref)
+        return DamagedSnapshot(replace(error.ref, run=label.run), error.reason, label.experiment)
 
 
 def _layout(store: ObjectStore, ref: SnapshotRef) -> list[Any]:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from weightspace import landscape
 from weightspace.adapters import jobs, joint
 from weightspace.adapters.db import Experiment
-from weightspace.adapters.experiments import Conflict, Principal
+from weightspace.adapters.experiments import Conflict, Principal, no_model
 from weightspace.analysis import ArrayVector, gram
 from weightspace.claims import ExperimentResult
 from weightspace.data import load_dataset
@@ -47,11 +47,7 @@ def common_spec(session: Session, request: joint.Request) -> ExperimentSpec:
         experiment = session.get_one(Experiment, part.experiment)
         field = f"selection.{i}.experiment"
         if experiment.source != "train":
-            raise InvalidField(
-                field,
-                "barriers need the model that produced the snapshots; this experiment's "
-                "snapshots were uploaded, so the service has no model to evaluate them",
-            )
+            raise InvalidField(field, no_model("barriers"))
         spec = ExperimentSpec.model_validate(experiment.spec)
         if first is None:
             first = spec

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from weightspace import planes
 from weightspace.adapters import jobs
 from weightspace.adapters.db import Experiment, SnapshotRecord
-from weightspace.adapters.experiments import Conflict, InvalidQuery
+from weightspace.adapters.experiments import Conflict, InvalidQuery, no_model
 from weightspace.data import load_dataset
 from weightspace.snapshots import ObjectStore, experiment_prefix, get_snapshot
 from weightspace.spec import ExperimentSpec
@@ -64,10 +64,7 @@ def _records(session: Session, experiment_id: uuid.UUID, run: int) -> list[Snaps
 def check(session: Session, experiment: Experiment, options: Options) -> None:
     """Raise Conflict (409) or InvalidQuery (422) if the plane cannot be computed."""
     if experiment.source != "train":
-        raise Conflict(
-            "landscape planes need the model that produced the snapshots; this experiment's "
-            "snapshots were uploaded, so the service has no model (or data) to evaluate them"
-        )
+        raise Conflict(no_model("landscape planes"))
     if experiment.status != "succeeded":
         raise Conflict(
             f"landscape planes are computed once the experiment has succeeded; it is "

@@ -80,14 +80,22 @@ def check_metrics(metrics: object) -> dict[str, float]:
     for name, value in metrics.items():
         if not _METRIC_NAME.match(str(name)):
             raise InvalidUpload(field, f"metric name {name!r} is not a plain name")
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
+        number = _finite(value)
+        if number is None:
             raise InvalidUpload(field, f"metric {name!r} must be a finite number")
-        out[str(name)] = float(value)
+        out[str(name)] = number
     return out
+
+
+def _finite(value: object) -> float | None:
+    """``value`` as a finite float, or None (booleans, strings, NaN, integers past float64)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _fix_layout(experiment: Experiment, layout: Layout) -> None:

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from weightspace.adapters import analyses, barriers
 from weightspace.adapters import experiments as usecases
+from weightspace.adapters.gram_store import SnapshotRef
 from weightspace.adapters.queue import BARRIERS_TASK
 from weightspace_service import jobs, tables
 from weightspace_service.deps import (
@@ -143,8 +144,16 @@ async def get_trajectory(
     snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
     per_run = await asyncio.wrap_future(analyzer.submit(analyses.trajectories, snapshots))
 
-    def per_epoch(records: list, i: int, change: float) -> float | None:  # type: ignore[type-arg]
-        return None if i == 0 else change / (records[i].epoch - records[i - 1].epoch)
+    def per_epoch(records: list[SnapshotRef], i: int, change: float | None) -> float | None:
+        if i == 0 or change is None:
+            return None
+        return change / (records[i].epoch - records[i - 1].epoch)
+
+    def loss_change(records: list[SnapshotRef], i: int) -> float | None:
+        """|change of train_loss| since the previous snapshot; None where either lacks it (an
+        upload need not send it)."""
+        now, before = (records[j].metrics.get("train_loss") for j in (i, max(i - 1, 0)))
+        return None if now is None or before is None else abs(now - before)
 
     runs = [
         RunTrajectory(
@@ -159,11 +168,7 @@ async def get_trajectory(
                     distance_from_origin=float(metrics.distance_from_origin[i]),
                     straightness=float(metrics.straightness[i]),
                     distance_per_epoch=per_epoch(records, i, float(metrics.step_length[i])),
-                    loss_change_per_epoch=per_epoch(
-                        records,
-                        i,
-                        abs(record.metrics["train_loss"] - records[i - 1].metrics["train_loss"]),
-                    ),
+                    loss_change_per_epoch=per_epoch(records, i, loss_change(records, i)),
                     gradient=GradientOut(**record.gradient) if record.gradient else None,
                 )
                 for i, record in enumerate(records)

@@ -75,15 +75,20 @@ async def _answer(
             status_code=202,
             headers={"Location": location, "Retry-After": "1"},
         )
-    snapshots = future.result()  # raises what the computation raised (damaged snapshot, ...)
-    if request.kind == "pca":
-        report = await asyncio.wrap_future(
-            analyzer.submit(joint.pca, snapshots, resolved, request.components)
-        )
-        body.pca = JointPCA.of(report.result)
-    else:
-        matrix = await asyncio.wrap_future(analyzer.submit(joint.distances, snapshots, resolved))
-        body.distances = JointDistances.of(matrix)
+    try:
+        snapshots = future.result()  # raises what the computation raised (damaged snapshot, ...)
+        if request.kind == "pca":
+            report = await asyncio.wrap_future(
+                analyzer.submit(joint.pca, snapshots, resolved, request.components)
+            )
+            body.pca = JointPCA.of(report.result)
+        else:
+            matrix = await asyncio.wrap_future(
+                analyzer.submit(joint.distances, snapshots, resolved)
+            )
+            body.distances = JointDistances.of(matrix)
+    except analyses.DamagedSnapshot as damage:
+        raise resolved.damage(damage) from None
     body.status = "succeeded"
     return JSONResponse(body.model_dump(mode="json"), headers={"Location": location})
 

@@ -80,7 +80,7 @@ def _metrics(x_metrics: str | None) -> dict[str, float]:
         return {}
     try:
         value = json.loads(x_metrics)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         raise InvalidUpload("header.x-metrics", "not valid JSON") from None
     return uploads.check_metrics(value)
 
