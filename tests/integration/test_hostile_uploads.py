@@ -257,7 +257,7 @@ def test_every_route_answers_a_snapshot_no_analysis_can_use(api: Api, make: Any)
         selection = [{"experiment": healthy}, {"experiment": eid}]
         problem = refused("POST", "/analyses", json={"kind": kind, "selection": selection})
         assert f"run {BAD[0]} at epoch {BAD[1]} of experiment {eid}" in problem["detail"]
-    assert "uploaded" in refused("GET", base + "/barriers")["detail"]
+    assert "model" in refused("GET", base + "/barriers")["detail"]  # none to evaluate them
     for path in ("/landscape", "/landscape.svg"):
         assert api.call("GET", base + path).status_code in (409, 422)
 
