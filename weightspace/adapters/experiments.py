@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -20,6 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from weightspace.adapters import outbox
+from weightspace.adapters.access import ANONYMOUS as ANONYMOUS
+from weightspace.adapters.access import Conflict as Conflict
+from weightspace.adapters.access import InvalidQuery as InvalidQuery
+from weightspace.adapters.access import NotFound as NotFound
+from weightspace.adapters.access import Principal as Principal
 from weightspace.adapters.db import (
     Experiment,
     Run,
@@ -31,46 +35,6 @@ from weightspace.adapters.execution import execute as execute  # re-exported
 from weightspace.spec import ExperimentSpec, plan_runs
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is asking. Every query is scoped to the principal's own experiments (all, for an
-    admin); ``token`` is the id of the token presented, if any (what rate limits count)."""
-
-    id: str
-    admin: bool = False
-    token: str | None = None
-
-    def owns(self, owner: str) -> bool:
-        return self.admin or owner == self.id
-
-
-ANONYMOUS = Principal("anonymous")
-
-
-class NotFound(LookupError):
-    pass
-
-
-class Conflict(RuntimeError):
-    """The request is valid but the experiment's current state cannot answer it (HTTP 409)."""
-
-
-class InvalidQuery(ValueError):
-    """A query parameter is out of range for this experiment (HTTP 422, naming ``field``)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def no_model(what: str) -> str:
-    """Why ``what`` (landscape planes, barriers) cannot be computed from uploaded snapshots."""
-    return (
-        f"{what} need the model that produced the snapshots; this experiment's snapshots were "
-        "uploaded, so the service has no model (or data) to evaluate them"
-    )
 
 
 # --------------------------------------------------------------------------- submit & read

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from weightspace.adapters.access import NotFound, Principal
 from weightspace.adapters.db import ApiToken, utcnow
-from weightspace.adapters.experiments import NotFound, Principal
 
 PREFIX = "ws_"
 
