@@ -11,10 +11,18 @@ widen to float32 exactly). Tensors that are not floating point (integer counters
 BatchNorm's ``num_batches_tracked``, boolean masks) are not parameters: they are kept beside
 the vector, unchanged, so that :func:`state_dict_file` gives back the whole state dict.
 
+Two entries of the file's ``__metadata__`` (the client writes them) refine this:
+``weightspace.tied``, a JSON object ``{alias: tensor}`` of tensors tied to (sharing storage with)
+another, which are counted once (the alias is checked equal to its tensor, left out of the
+vector and given back by :func:`state_dict_file`); and ``weightspace.buffers``, a JSON list of
+the names of the model's buffers. With ``include_buffers=False`` (an experiment's ``include:
+parameters``) floating-point buffers, those listed and BatchNorm's running statistics
+(``*.running_mean``, ``*.running_var``), are kept beside the vector too.
+
 The **layout** of a snapshot (names, shapes and dtypes of the vector's tensors, then of the
-kept buffers) is recorded in the snapshot; every snapshot of an experiment must have the same
-layout, and analyses across experiments need the same layout too (compared by
-:func:`layout_sha256`).
+kept buffers, and the tied pairs) is recorded in the snapshot; every snapshot of an experiment
+must have the same layout (compared by :func:`layout_sha256`). Analyses across experiments
+compare layouts by name and shape in the canonical order of :mod:`weightspace.layouts`.
 """
 
 from __future__ import annotations
@@ -57,18 +65,23 @@ class Layout:
 
     vector: tuple[tuple[str, tuple[int, ...], str], ...]
     buffers: tuple[tuple[str, tuple[int, ...], str], ...] = ()
+    tied: tuple[tuple[str, str], ...] = ()  # (alias, tensor it is tied to), counted once
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "vector": [[n, list(s), d] for n, s, d in self.vector],
             "buffers": [[n, list(s), d] for n, s, d in self.buffers],
         }
+        if self.tied:  # absent otherwise: layouts recorded before keep their sha256
+            out["tied"] = [list(pair) for pair in self.tied]
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Layout:
         return cls(
             vector=tuple((n, tuple(s), d) for n, s, d in data["vector"]),
             buffers=tuple((n, tuple(s), d) for n, s, d in data.get("buffers", [])),
+            tied=tuple((a, t) for a, t in data.get("tied", [])),
         )
 
     @property
@@ -218,21 +231,22 @@ def import_state_dict(
     run: int,
     epoch: int,
     metrics: Mapping[str, float],
+    include_buffers: bool = True,
 ) -> Imported:
     """Flatten the state dict in the safetensors file ``data`` into a weightspace snapshot file.
 
     See the module's docstring for the order, dtype and the buffers kept beside the vector.
     """
     tensors = load_state_dict(data)
-    floating = sorted(n for n, t in tensors.items() if t.is_floating_point())
+    floating, buffers, tied = _split(data, tensors, include_buffers)
     if not floating:
         raise InvalidUpload("body", "the state dict has no floating-point tensors")
-    buffers = sorted(n for n in tensors if n not in set(floating))
     wide = any(tensors[n].dtype in _WIDE for n in floating)
     target = torch.float64 if wide else torch.float32
     layout = Layout(
         vector=tuple((n, tuple(tensors[n].shape), _dtype_name(tensors[n].dtype)) for n in floating),
         buffers=tuple((n, tuple(tensors[n].shape), _dtype_name(tensors[n].dtype)) for n in buffers),
+        tied=tied,
     )
     pieces = [tensors[n].reshape(-1).to(target) for n in floating]
     _check_finite(dict(zip(floating, pieces, strict=True)))
@@ -252,6 +266,62 @@ def import_state_dict(
         "params_sha256": sha256_hex(np.ascontiguousarray(params).tobytes()),
     }
     return Imported(data=st_save(stored, metadata=metadata), layout=layout, parameters=params.size)
+
+
+#: The last name part of buffers known by name (BatchNorm's running statistics and counter).
+KNOWN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+TIED_KEY, BUFFERS_KEY = "weightspace.tied", "weightspace.buffers"
+
+
+def _declared(metadata: Mapping[str, str], key: str, kind: type) -> Any:
+    """The JSON value of the file's ``__metadata__[key]`` (empty when absent), if of ``kind``
+    holding tensor names; InvalidUpload otherwise."""
+    try:
+        value = json.loads(metadata.get(key, "{}" if kind is dict else "[]"))
+    except ValueError:
+        value = None
+    names = list(value.items()) if isinstance(value, dict) else value
+    if not isinstance(value, kind) or not all(
+        isinstance(n, str) or (isinstance(n, tuple) and all(isinstance(m, str) for m in n))
+        for n in names
+    ):
+        shape = "an object of tensor names" if kind is dict else "a list of tensor names"
+        raise InvalidUpload("body", f"the file's __metadata__ {key!r} must be JSON: {shape}")
+    return value
+
+
+def _split(
+    data: bytes, tensors: Mapping[str, torch.Tensor], include_buffers: bool
+) -> tuple[list[str], list[str], tuple[tuple[str, str], ...]]:
+    """The sorted names of the vector's tensors and of those kept beside it, and the tied
+    ``(alias, tensor)`` pairs (aliases are in neither list); see the module's docstring."""
+    metadata = parse_header(data).metadata
+    tied: dict[str, str] = _declared(metadata, TIED_KEY, dict)
+    listed = set(_declared(metadata, BUFFERS_KEY, list))
+    for alias, target in sorted(tied.items()):
+        if alias not in tensors or target not in tensors or target in tied or alias == target:
+            raise InvalidUpload(
+                "body",
+                f"{TIED_KEY}: {alias!r} -> {target!r} must tie one tensor of the file to "
+                "another that is not itself tied",
+            )
+        first, second = tensors[alias], tensors[target]
+        if (
+            first.dtype != second.dtype
+            or first.shape != second.shape
+            or not torch.equal(first, second)
+        ):
+            raise InvalidUpload(
+                "body", f"tensor {alias!r} is declared tied to {target!r} but differs from it"
+            )
+    names = [n for n in tensors if n not in tied]
+
+    def beside(name: str) -> bool:
+        is_buffer = name in listed or name.rsplit(".", 1)[-1] in KNOWN_BUFFERS
+        return not tensors[name].is_floating_point() or (is_buffer and not include_buffers)
+
+    floating = sorted(n for n in names if not beside(n))
+    return floating, sorted(n for n in names if beside(n)), tuple(sorted(tied.items()))
 
 
 def _check_finite(tensors: Mapping[str, torch.Tensor]) -> None:
@@ -298,4 +368,6 @@ def state_dict_file(snapshot: bytes, sha256: str | None = None) -> bytes:
         raise ValueError("the snapshot's layout does not cover its parameter vector")
     for name, _, _ in layout.buffers:
         out[name] = tensors[BUFFER_PREFIX + name]
+    for alias, target in layout.tied:
+        out[alias] = out[target].clone()
     return st_save(out)

@@ -12,7 +12,9 @@
 
 The flat parameter vector is the concatenation of ``model.named_parameters()`` in registration
 order (see :func:`parameter_layout`): conv1.weight, conv1.bias, conv2.weight, ... each flattened
-in row-major order of its logical shape, whatever the tensor's memory order.
+in row-major order of its logical shape, whatever the tensor's memory order. That is the order
+snapshots store; analyses across experiments read vectors in the canonical order by name
+(:mod:`weightspace.layouts`), and the names are those of the model's state dict.
 
 The convolutional nets compute in channels-last memory order (their convolution weights are
 stored so, and the first convolution's output is laid out so) and apply ReLU after max-pooling,
@@ -171,6 +173,15 @@ def build_model(
 def parameter_layout(model: nn.Module) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """Names and shapes, in the order the flat vector concatenates them."""
     return tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
+
+
+def declared_layout(
+    spec: ModelSpec, input_shape: tuple[int, int, int]
+) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """:func:`parameter_layout` of the model ``spec`` describes, built on PyTorch's meta device
+    (no memory, no compute): the names and shapes a state dict of that architecture has."""
+    with torch.device("meta"):
+        return parameter_layout(build_model(spec, input_shape, 0.0, seed=0))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -12,16 +12,20 @@ CONTOUR_LEVELS = 25
 
 
 def landscape_plane(document: Mapping[str, Any]) -> Figure:
-    """Two panels (train, test) of log-loss contours over the plane of
-    :meth:`weightspace.planes.LandscapePlane.to_dict` (plus ``run`` and ``epochs``), the run's
-    projected trajectory drawn from its first snapshot to the final one at (0, 0)."""
+    """Two panels (train, test; one where ``test_loss`` is None, as a client may send) of
+    log-loss contours over the plane of :meth:`weightspace.planes.LandscapePlane.to_dict` (plus
+    ``run`` and ``epochs``), the run's projected trajectory drawn from its first snapshot to the
+    final one at (0, 0)."""
     alphas, betas = np.asarray(document["alphas"]), np.asarray(document["betas"])
     path = np.asarray(document["trajectory"], dtype=np.float64).reshape(-1, 2)
     ratio = document["explained_variance_ratio"]
     normalised = document["normalisation"] == "filter"
-    figure = Figure(figsize=(11.0, 5.0), layout="constrained")
-    for column, (name, key) in enumerate((("train", "train_loss"), ("test", "test_loss"))):
-        ax = figure.add_subplot(1, 2, column + 1)
+    panels = [
+        (n, k) for n, k in (("train", "train_loss"), ("test", "test_loss")) if document.get(k)
+    ]
+    figure = Figure(figsize=(5.5 * len(panels), 5.0), layout="constrained")
+    for column, (name, key) in enumerate(panels):
+        ax = figure.add_subplot(1, len(panels), column + 1)
         loss = np.log10(np.clip(np.asarray(document[key], dtype=np.float64), 1e-12, None))
         filled = ax.contourf(alphas, betas, loss, levels=CONTOUR_LEVELS, cmap="viridis")
         ax.contour(alphas, betas, loss, levels=CONTOUR_LEVELS, colors="k", linewidths=0.3)

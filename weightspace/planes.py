@@ -27,12 +27,14 @@ train and test sets (all of them when the set is smaller); the counts are in the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from safetensors.numpy import save as st_save
 from torch import nn
 from torch.func import functional_call, vmap
 
@@ -295,3 +297,43 @@ def landscape_plane(
         train_examples=min(examples, len(data.y_train)),
         test_examples=min(examples, len(data.y_test)),
     )
+
+
+#: ``format`` of a plane given out for evaluation elsewhere (:func:`plane_file`).
+PLANE_FORMAT = "weightspace.plane/1"
+
+
+def plane_file(
+    plane: Plane,
+    alphas: np.ndarray,
+    betas: np.ndarray,
+    *,
+    dtype: np.dtype[Any],
+    source_layout: str,
+    buffers: dict[str, np.ndarray],
+    details: dict[str, Any],
+) -> bytes:
+    """The plane as a safetensors file, for evaluating its grid with a model the service cannot
+    build: tensors ``centre`` (P,) and ``directions`` (2, P) in ``dtype``, the final snapshot's
+    kept buffers as ``buffer:<name>``, and metadata ``format``, ``layout`` (``source_layout``:
+    how the flat vector splits into the state dict's tensors) and JSON ``alphas``, ``betas``,
+    ``trajectory``, ``explained_variance_ratio``, ``normalisation`` and ``details``.
+
+    Grid point ``(alphas[i], betas[j])`` is the state dict of ``centre + a d_1 + b d_2``.
+    """
+    tensors = {
+        "centre": np.ascontiguousarray(plane.centre, dtype=dtype),
+        "directions": np.ascontiguousarray(plane.directions, dtype=dtype),
+        **{f"buffer:{name}": np.ascontiguousarray(value) for name, value in buffers.items()},
+    }
+    metadata = {
+        "format": PLANE_FORMAT,
+        "layout": source_layout,
+        "alphas": json.dumps(alphas.tolist()),
+        "betas": json.dumps(betas.tolist()),
+        "trajectory": json.dumps(plane.trajectory.tolist()),
+        "explained_variance_ratio": json.dumps(plane.explained_variance_ratio.tolist()),
+        "normalisation": plane.normalisation,
+        **{key: json.dumps(value) for key, value in details.items()},
+    }
+    return st_save(tensors, metadata=metadata)

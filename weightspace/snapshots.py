@@ -33,7 +33,7 @@ import re
 import struct
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -418,3 +418,71 @@ class StoredVector:
         if stop == self.size and self._digest.hexdigest() != self._expected:
             raise ChecksumError(f"snapshot {self.key} does not match params_sha256")
         return np.frombuffer(data, dtype=self._dtype)
+
+
+class ReorderedVector(StoredVector):
+    """A snapshot's vector read with its pieces in another order (e.g. the canonical order of
+    :mod:`weightspace.layouts`): ``pieces`` are ``[start, stop)`` element ranges of the stored
+    vector, in the order to read them, covering it exactly once; ``window`` is a slice of the
+    reordered vector, as for :class:`StoredVector`.
+
+    Reads follow the same contract as :class:`StoredVector` (in order, each element once) and the
+    checksum, which is of the stored order, is verified when the last element of the whole
+    vector has been read: a piece read ahead of its stored turn waits in memory until the bytes
+    before it are hashed (for a model stored in registration order, the biases read before
+    their weights).
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        key: str,
+        pieces: Sequence[tuple[int, int]],
+        window: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__(store, key)
+        if sum(stop - start for start, stop in pieces) != self.size:
+            raise ValueError(f"snapshot {key}: the pieces do not cover its {self.size} values")
+        first, last = window or (0, self.size)
+        if not 0 <= first < last <= self.size:
+            raise ValueError(f"window [{first}, {last}) is not within the {self.size} parameters")
+        self._pieces, offset = [], 0  # the stored ranges behind the window, in reading order
+        for begin, end in pieces:
+            low, high = max(first, offset), min(last, offset + end - begin)
+            if low < high:
+                self._pieces.append((begin + low - offset, begin + high - offset))
+            offset += end - begin
+        self._whole = (first, last) == (0, self.size)
+        self.size = last - first
+        self._waiting: dict[int, bytes] = {}  # stored element offset -> bytes read ahead
+        self._hashed = 0  # stored elements hashed so far
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        if start != self._position:
+            raise ValueError("ReorderedVector must be read in order, each element once")
+        width, parts, offset = self._dtype.itemsize, [], 0
+        for begin, end in self._pieces:  # the stored ranges behind [start, stop)
+            low, high = max(start, offset), min(stop, offset + end - begin)
+            if low < high:
+                at = begin + low - offset
+                data = self.store.get_range(
+                    self.key, self._begin + width * at, self._begin + width * (at + high - low)
+                )
+                if len(data) != width * (high - low):
+                    raise ValueError(f"short read from {self.key}")
+                if self._whole:
+                    self._waiting[at] = data
+                parts.append(data)
+            offset += end - begin
+        while self._hashed in self._waiting:
+            data = self._waiting.pop(self._hashed)
+            self._digest.update(data)
+            self._hashed += len(data) // width
+        self._position = stop
+        if (
+            self._whole
+            and stop == self.size
+            and (self._waiting or self._digest.hexdigest() != self._expected)
+        ):
+            raise ChecksumError(f"snapshot {self.key} does not match params_sha256")
+        return np.frombuffer(b"".join(parts), dtype=self._dtype)

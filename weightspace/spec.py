@@ -206,8 +206,10 @@ class UploadSpec(BaseModel):
     """An experiment whose snapshots come from outside: ``replicas`` runs, uploaded one
     snapshot at a time (``PUT /experiments/{id}/runs/{run}/snapshots/{epoch}``), then completed.
 
-    The service trains nothing for it and knows no model, so analyses that need the model
-    (losses along lines, landscape planes, barriers) are not available for it.
+    The service trains nothing for it. Analyses that evaluate the model (landscape planes,
+    barriers) need one: either the upload declares a ``model`` the service can build (with the
+    ``dataset`` to evaluate on), or the client evaluates the plane with its own model (see
+    :mod:`weightspace.adapters.landscapes`).
     """
 
     model_config = _STRICT
@@ -217,6 +219,38 @@ class UploadSpec(BaseModel):
     )
     name: str | None = Field(default=None, max_length=200, description="A label of your choice.")
     replicas: int = Field(default=1, ge=1, le=64, description="Number of runs (0..replicas-1).")
+    model: ModelSpec | None = Field(
+        default=None,
+        description="The architecture of the uploaded state dicts, when the service can build it "
+        "(as in a training spec): every snapshot must then have its tensors (names and shapes), "
+        "and landscape planes and barriers work as for a trained experiment. Needs `dataset`.",
+    )
+    dataset: DatasetSpec | None = Field(
+        default=None,
+        description="The data set that landscape planes and barriers evaluate `model` on.",
+    )
+    include: Literal["parameters", "parameters+buffers"] = Field(
+        default="parameters+buffers",
+        description="Which floating-point tensors form the analysed vector: "
+        "`parameters+buffers` every one; `parameters` leaves buffers (BatchNorm's running "
+        "statistics, and whatever the file lists as buffers) beside the vector. Tensors that "
+        "the file declares tied to another are counted once either way.",
+    )
+
+    @model_validator(mode="after")
+    def _model_and_dataset(self) -> UploadSpec:
+        if (self.model is None) != (self.dataset is None):
+            raise ValueError("`model` and `dataset` go together: give both or neither")
+        return self
+
+    def evaluation_spec(self) -> ExperimentSpec | None:
+        """The declared model and data set as a spec to evaluate snapshots with (no dropout;
+        nothing is trained from it), or ``None`` when the upload declares no model."""
+        if self.model is None or self.dataset is None:
+            return None
+        return ExperimentSpec(
+            name=self.name, dataset=self.dataset, model=self.model, epochs=1, replicas=self.replicas
+        )
 
 
 def source_of(data: object) -> str:

@@ -45,7 +45,7 @@ from weightspace_client.flows import (
     suite_path,
 )
 from weightspace_client.flows import poll as poll_until
-from weightspace_client.tensors import encode_safetensors
+from weightspace_client.tensors import state_dict_file
 from weightspace_client.types import (
     PCA,
     REPORT_TERMINAL_STATUSES,
@@ -195,11 +195,23 @@ class Operations:
     # -- uploads: snapshots from your own training loop -------------------------------------
 
     @operation
-    def create_upload(self, *, name: str | None = None, replicas: int = 1) -> Flow[Experiment]:
-        """Create an experiment that receives snapshots (``replicas`` runs) instead of training."""
+    def create_upload(
+        self,
+        *,
+        name: str | None = None,
+        replicas: int = 1,
+        model: Mapping[str, Any] | None = None,
+        dataset: Mapping[str, Any] | None = None,
+        include: str | None = None,
+    ) -> Flow[Experiment]:
+        """Create an experiment that receives snapshots (``replicas`` runs) instead of training.
+
+        ``model`` and ``dataset`` (as in a training spec) declare an architecture the service
+        can build: landscape planes and barriers then work as for trained runs. ``include``:
+        ``"parameters+buffers"`` (the default) or ``"parameters"`` (buffers left out)."""
+        given = {"name": name, "model": model, "dataset": dataset, "include": include}
         body: dict[str, Any] = {"source": "upload", "replicas": int(replicas)}
-        if name is not None:
-            body["name"] = name
+        body.update({key: value for key, value in given.items() if value is not None})
         return (yield from Operations.submit.flow(self, body))
 
     @operation
@@ -208,18 +220,20 @@ class Operations:
         experiment_id: str,
         run: int,
         epoch: int,
-        state_dict: Mapping[str, Any] | bytes | os.PathLike[str],
+        state_dict: Mapping[str, Any] | bytes | str | os.PathLike[str] | Any,
         *,
         metrics: Mapping[str, float] | None = None,
     ) -> Flow[SnapshotInfo]:
-        """Upload one snapshot: a state dict (torch tensors or numpy arrays), the bytes of a
-        safetensors file, or the path of one. The body's sha256 is sent and verified."""
+        """Upload one snapshot: a state dict (torch tensors or numpy arrays), a module (its
+        ``state_dict()``, with its buffers named), the bytes of a safetensors file, or the path
+        of one (``str`` or ``os.PathLike``). Tensors sharing memory (tied weights) are declared
+        as such and counted once. The body's sha256 is sent and verified."""
         if isinstance(state_dict, bytes):
             body = state_dict
-        elif isinstance(state_dict, os.PathLike):
+        elif isinstance(state_dict, str | os.PathLike):
             body = Path(state_dict).read_bytes()
         else:
-            body = encode_safetensors(state_dict)
+            body = state_dict_file(state_dict)
         headers = {
             "Content-Type": "application/octet-stream",
             CHECKSUM_HEADER: hashlib.sha256(body).hexdigest(),
@@ -542,6 +556,41 @@ class Operations:
         path = f"{experiment_path(experiment_id)}/landscape.svg"
         response = yield from call("GET", path, params=params, headers=_SVG)
         return None if response.status_code == 202 else response.content
+
+    @operation
+    def landscape_plane(
+        self,
+        experiment_id: str,
+        *,
+        run: int = 0,
+        resolution: int = 21,
+        margin: float = 0.25,
+        normalisation: str = "none",
+    ) -> Flow[bytes]:
+        """The plane of :meth:`landscape` as a safetensors file, to evaluate with your own model
+        (``weightspace_client.planes.evaluate`` does it and sends the losses back)."""
+        params = _plane_params(run, resolution, margin, normalisation)
+        path = f"{experiment_path(experiment_id)}/landscape/plane"
+        response = yield from call("GET", path, params=params)
+        return response.content
+
+    @operation
+    def put_landscape(
+        self,
+        experiment_id: str,
+        losses: Mapping[str, Any],
+        *,
+        run: int = 0,
+        resolution: int = 21,
+        margin: float = 0.25,
+        normalisation: str = "none",
+    ) -> Flow[Landscape]:
+        """Store ``losses`` (``train_loss``, ``train_examples``, optionally ``test_loss`` and
+        ``test_examples``) evaluated over :meth:`landscape_plane`'s grid as the landscape."""
+        params = _plane_params(run, resolution, margin, normalisation)
+        path = f"{experiment_path(experiment_id)}/landscape"
+        response = yield from call("PUT", path, params=params, json=dict(losses))
+        return cast(Landscape, response.json())
 
 
 # -- the operations' parts ---------------------------------------------------------------------

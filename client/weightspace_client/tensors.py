@@ -80,3 +80,78 @@ def encode_safetensors(
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # align the data to 8 bytes, as the reference writer does
     return struct.pack("<Q", len(text)) + text + b"".join(blobs)
+
+
+#: ``__metadata__`` keys the service reads (see the service's ``weightspace.imports``).
+TIED_KEY, BUFFERS_KEY = "weightspace.tied", "weightspace.buffers"
+
+
+def _memory(value: Any) -> tuple[Any, ...] | None:
+    """Where a tensor's or array's values lie (address, shape, strides, dtype), if known."""
+    if type(value).__module__.startswith("torch"):
+        return (value.data_ptr(), tuple(value.shape), tuple(value.stride()), str(value.dtype))
+    interface = getattr(value, "__array_interface__", None)
+    if interface is not None and interface["data"][0]:
+        return (
+            interface["data"][0],
+            interface["shape"],
+            interface["strides"],
+            interface["typestr"],
+        )
+    return None
+
+
+def tied(tensors: Mapping[str, Any]) -> dict[str, str]:
+    """``{alias: tensor}`` for every tensor that shares its memory (same address, shape and
+    strides) with another of ``tensors`` (tied weights): the first name in sorted order is kept,
+    the others are its aliases, which the service counts once."""
+    first: dict[tuple[Any, ...], str] = {}
+    out = {}
+    for name in sorted(tensors):
+        where = _memory(tensors[name])
+        if where is None:
+            continue
+        if where in first:
+            out[name] = first[where]
+        else:
+            first[where] = name
+    return out
+
+
+def state_dict_file(source: Any) -> bytes:
+    """The safetensors file of a state dict, or of a module's ``state_dict()``, that declares
+    in its ``__metadata__`` the tensors tied to another (``weightspace.tied``) and, for a module,
+    the names of its buffers (``weightspace.buffers``, from ``named_buffers()``), so that the
+    service can count tied weights once and tell parameters from buffers (``include``)."""
+    tensors = dict(source.state_dict()) if hasattr(source, "state_dict") else dict(source)
+    metadata = {}
+    if aliases := tied(tensors):
+        metadata[TIED_KEY] = json.dumps(aliases, sort_keys=True)
+    if hasattr(source, "named_buffers"):
+        buffers = sorted(name for name, _ in source.named_buffers() if name in tensors)
+        metadata[BUFFERS_KEY] = json.dumps(buffers)
+    return encode_safetensors(tensors, metadata)
+
+
+#: safetensors dtype code -> torch (and numpy) dtype name
+DTYPE_NAMES = {code: name for name, code in _CODES.items()}
+
+
+def decode_safetensors(
+    data: bytes,
+) -> tuple[dict[str, tuple[str, list[int], bytes]], dict[str, str]]:
+    """The tensors of a safetensors file as ``{name: (dtype name, shape, bytes)}``, and its
+    ``__metadata__``; the inverse of :func:`encode_safetensors` (no torch or numpy needed)."""
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    metadata = header.pop("__metadata__", None) or {}
+    start = 8 + length
+    tensors = {}
+    for name, info in header.items():
+        begin, end = info["data_offsets"]
+        tensors[name] = (
+            DTYPE_NAMES[info["dtype"]],
+            list(info["shape"]),
+            data[start + begin : start + end],
+        )
+    return tensors, metadata

@@ -401,10 +401,11 @@ class Landscape(TypedDict):
     alphas: list[float]  # PC1 axis
     betas: list[float]  # PC2 axis
     train_loss: list[list[float]]  # [beta index][alpha index]
-    test_loss: list[list[float]]
+    test_loss: list[list[float]] | None  # None: a client evaluated one data set only
     trajectory: list[list[float]]  # per snapshot (PC1, PC2); the final one is (0, 0)
     train_examples: int
-    test_examples: int
+    test_examples: int | None
+    evaluated_by: NotRequired[Literal["service", "client"]]
 
 
 class LandscapePending(TypedDict):

@@ -155,12 +155,26 @@ def experiments_page(items: Sequence[ExperimentOut], *, limit: int, signed_in: b
     return page("Experiments", body, refresh=refresh, signed_in=signed_in)
 
 
-def _run_row(experiment: ExperimentOut, run: RunOut) -> str:
+#: The metrics every trained run has, in the order the runs table shows them.
+STANDARD_METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+
+
+def _metric_names(runs: Sequence[RunOut]) -> list[str]:
+    """The runs table's metric columns: the standard ones any run has, then every other name
+    an upload sent (sorted)."""
+    present = {
+        name
+        for run in runs
+        if run.metrics is not None
+        for name, value in run.metrics.model_dump().items()
+        if value is not None
+    }
+    return [m for m in STANDARD_METRICS if m in present] + sorted(present - {*STANDARD_METRICS})
+
+
+def _run_row(experiment: ExperimentOut, run: RunOut, names: Sequence[str]) -> str:
     metrics = run.metrics.model_dump() if run.metrics is not None else {}
-    cells = "".join(
-        f"<td>{_number(metrics.get(k))}</td>"
-        for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
-    )
+    cells = "".join(f"<td>{_number(metrics.get(k))}</td>" for k in names)
     base = f"/experiments/{experiment.id}/runs/{run.run}/snapshots"
     downloads = _link(base, "snapshots (JSON)")
     if run.epoch is not None:
@@ -216,7 +230,9 @@ def experiment_page(
     if e.error:
         facts.append(("Error", f'<span class="error">{_text(e.error)}</span>'))
     table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
-    runs = "".join(_run_row(e, run) for run in e.runs)
+    names = _metric_names(e.runs)
+    runs = "".join(_run_row(e, run, names) for run in e.runs)
+    heads = "".join(f"<th>{_text(name.replace('_', ' ').capitalize())}</th>" for name in names)
     damaged = "".join(
         f"<li>run {d.run}, epoch {d.epoch}: {_text(d.reason)}</li>" for d in e.damaged_snapshots
     )
@@ -235,8 +251,8 @@ def experiment_page(
     body = f"""<table class="facts"><tbody>{table}</tbody></table>
 <h2 id="runs">Runs</h2>
 <p class="muted">Metrics at each run's latest snapshot (dropout off).</p>
-<table><thead><tr><th>Run</th><th>Status</th><th>Epoch</th><th>Train loss</th><th>Test loss</th>
-<th>Train accuracy</th><th>Test accuracy</th><th>Downloads</th></tr></thead><tbody>{runs}</tbody></table>
+<table><thead><tr><th>Run</th><th>Status</th><th>Epoch</th>{heads}<th>Downloads</th></tr></thead>
+<tbody>{runs}</tbody></table>
 {f"<h3>Damaged snapshots</h3><ul>{damaged}</ul>" if damaged else ""}
 <h2 id="figures">Figures</h2>
 {"".join(_figure(e, name, why) for name, why in figures.items())}

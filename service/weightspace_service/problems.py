@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Scope, Send
 
 from weightspace.adapters import logs
+from weightspace.adapters.access import Unsupported
 from weightspace.adapters.experiments import Conflict, InvalidQuery, NotFound
 from weightspace.adapters.gram_store import DamagedSnapshot
 from weightspace.adapters.idempotency import KeyReused
@@ -180,7 +181,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
-        return problem_response(request, 409, "Not available yet", str(exc))
+        title = "Not available for this experiment" if isinstance(exc, Unsupported) else None
+        return problem_response(request, 409, title or "Not available yet", str(exc))
 
     @app.exception_handler(DamagedSnapshot)
     async def _damaged(request: Request, exc: DamagedSnapshot) -> JSONResponse:

@@ -127,7 +127,9 @@ def test_uploads_have_no_landscape(ws: WeightspaceClient) -> None:
     ws.complete(eid)
     response = ws.http.get(f"/experiments/{eid}/landscape")
     assert response.status_code == 409
-    assert "uploaded" in response.json()["detail"]
+    assert response.json()["title"] == "Not available for this experiment"
+    assert "declare none the service can build" in response.json()["detail"]
+    assert f"/experiments/{eid}/landscape/plane" in response.json()["detail"]
 
 
 def test_barriers_across_experiments_are_a_worker_job(ws: WeightspaceClient) -> None:

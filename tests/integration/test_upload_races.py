@@ -79,7 +79,7 @@ def sessions(migrated_postgres_url: str) -> Iterator[sessionmaker[Session]]:
 def opened(sessions: sessionmaker[Session], store: LocalStore) -> uuid.UUID:
     """An uploaded experiment of one run with a snapshot at epoch 0."""
     with sessions() as session:
-        experiment = uploads.new_experiment(OWNER, UploadSpec(source="upload", replicas=1))
+        experiment = uploads.new_experiment(OWNER, UploadSpec(source="upload", replicas=1), "cpu")
         session.add(experiment)
         session.commit()
         uploads.put(

@@ -46,6 +46,7 @@ UNTYPED = {
     "PaperCNNSpec": "part of ExperimentSpec",
     "SuiteIn": "requests: built from submit_suite's arguments",
     "UploadSpec": "requests: built from create_upload's arguments",
+    "LandscapeEvaluation": "requests: built by planes.evaluate (put_landscape's losses)",
     "AnalysisIn": "requests: built from analyse's arguments",
     "SelectionIn": "part of AnalysisIn",
     "RunPage": "the client follows the pages and yields their items (Run)",

@@ -18,13 +18,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from weightspace import landscape
 from weightspace.adapters import jobs
+from weightspace.adapters.access import Unsupported
 from weightspace.adapters.analyses import all_snapshots
 from weightspace.adapters.db import Experiment
-from weightspace.adapters.experiments import Conflict, no_model
+from weightspace.adapters.experiments import Conflict
+from weightspace.adapters.landscapes import evaluation_spec, model_vector, without_model
 from weightspace.claims import BarrierReport, ExperimentResult
-from weightspace.data import load_dataset
+from weightspace.data import DATASETS, load_dataset
+from weightspace.models import declared_layout
 from weightspace.snapshots import ObjectStore, get_snapshot
-from weightspace.spec import ExperimentSpec
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +39,22 @@ def result_of(
     session: Session, store: ObjectStore, experiment: Experiment, title: str | None = None
 ) -> ExperimentResult:
     """The experiment's snapshots as the core's result: metrics, gradients, Gram, vectors."""
+    spec = evaluation_spec(experiment)
+    if spec is None:
+        raise Unsupported(without_model(experiment.id, "barriers"))
     records, gram = all_snapshots(session, store, experiment)
     keys = [(r.key, r.sha256) for r in records]
+    order = declared_layout(spec.model, DATASETS[spec.dataset.name].input_shape)
     return ExperimentResult(
         role=experiment.role or "",
         title=title or experiment.name or str(experiment.id),
-        spec=ExperimentSpec.model_validate(experiment.spec),
+        spec=spec,
         runs=[r.run for r in records],
         epochs=[r.epoch for r in records],
         metrics=[r.metrics for r in records],
         gram=gram,
         gradients=[r.gradient for r in records],
-        vector=lambda i: get_snapshot(store, *keys[i]).params,
+        vector=lambda i: model_vector(get_snapshot(store, *keys[i]), order),
     )
 
 
@@ -59,8 +65,8 @@ def job_key(experiment_id: uuid.UUID) -> str:
 
 def request_barriers(session: Session, experiment: Experiment) -> bool:
     """Whether this request queued the job (the caller enqueues it); Conflict if it cannot run."""
-    if experiment.source != "train":
-        raise Conflict(no_model("barriers"))
+    if evaluation_spec(experiment) is None:
+        raise Unsupported(without_model(experiment.id, "barriers"))
     if experiment.status != "succeeded":
         raise Conflict(
             f"barriers are computed once the experiment has succeeded; it is {experiment.status}"

@@ -35,6 +35,7 @@ from weightspace.snapshots import (
     ChecksumError,
     ObjectNotFound,
     ObjectStore,
+    ReorderedVector,
     StoredVector,
     experiment_prefix,
 )
@@ -53,6 +54,9 @@ class SnapshotRef:
     metrics: dict[str, float]
     damaged: str | None = None
     gradient: dict[str, Any] | None = None  # full-batch gradient norms at capture (claim 1)
+    #: Stored element ranges in the order to read them (``weightspace.layouts.canonical_pieces``)
+    #: for analyses across experiments; ``None``: as stored.
+    pieces: tuple[tuple[int, int], ...] | None = None
 
     @property
     def entry(self) -> tuple[int, int, str]:
@@ -81,7 +85,13 @@ class _Vector:
 
     def __init__(self, store: ObjectStore, ref: SnapshotRef) -> None:
         self.ref = ref
-        self._vector = self._guard(lambda: StoredVector(store, ref.key))
+        self._vector = self._guard(
+            lambda: (
+                StoredVector(store, ref.key)
+                if ref.pieces is None
+                else ReorderedVector(store, ref.key, ref.pieces)
+            )
+        )
         self.size = self._vector.size
         self._nonfinite = 0
 

@@ -1,5 +1,7 @@
 """Analyses across experiments: one PCA basis or one distance matrix for snapshots selected from
-several experiments of the same parameter layout (``POST /analyses``).
+several experiments of the same parameter layout (``POST /analyses``): the same tensors by name
+and shape, each vector read in the canonical order of :mod:`weightspace.layouts`, whatever
+order its experiment stores it in.
 
 The selected snapshots are analysed exactly as one experiment's are, by the same machinery: a
 *joint* :class:`~weightspace.adapters.analyses.Inputs` whose runs are the selected (experiment,
@@ -26,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from weightspace import layouts
 from weightspace.adapters import analyses
 from weightspace.adapters.experiments import InvalidQuery, NotFound, Principal
 from weightspace.adapters.gram_store import DamagedSnapshot, SnapshotRef, fingerprint, load_latest
@@ -212,12 +215,13 @@ def resolve(
         mine = _layout(store, chosen[0])
         if layout is None:
             layout = mine
-        elif mine != layout:
+        elif (why := layouts.difference(layout, mine)) is not None:
             raise InvalidField(
                 f"selection.{i}.experiment",
-                "its parameter layout differs from the first experiment's; "
-                "analyses across experiments need the same layout",
+                f"its parameter layout differs from the first experiment's: {why}; analyses "
+                "across experiments need the same tensors (names and shapes)",
             )
+        pieces = layouts.canonical_pieces(mine)  # every vector is read in canonical order
         for ref in chosen:
             joint_run = next(
                 (g for g, key in labels.items() if key == (part.experiment, ref.run)), None
@@ -226,7 +230,15 @@ def resolve(
                 joint_run = len(labels)
                 labels[joint_run] = (part.experiment, ref.run)
             refs.append(
-                SnapshotRef(joint_run, ref.epoch, ref.key, ref.sha256, ref.metrics, ref.damaged)
+                SnapshotRef(
+                    joint_run,
+                    ref.epoch,
+                    ref.key,
+                    ref.sha256,
+                    ref.metrics,
+                    ref.damaged,
+                    pieces=pieces,
+                )
             )
     refs.sort(key=lambda r: (r.run, r.epoch))
     inputs = analyses.Inputs(

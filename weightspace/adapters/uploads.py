@@ -15,11 +15,14 @@ from collections.abc import Mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from weightspace import layouts
 from weightspace.adapters import limits
 from weightspace.adapters.db import Experiment, Run, SnapshotRecord, utcnow
 from weightspace.adapters.experiments import Conflict, Principal, get_experiment, get_locked
 from weightspace.adapters.settings import Settings
+from weightspace.data import DATASETS
 from weightspace.imports import InvalidUpload, Layout, import_state_dict
+from weightspace.models import declared_layout
 from weightspace.snapshots import ObjectStore, sha256_hex, snapshot_key
 from weightspace.spec import UploadSpec
 from weightspace.vocabulary import TERMINAL
@@ -30,16 +33,17 @@ MAX_METRICS = 64
 _METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
-def new_experiment(principal: Principal, spec: UploadSpec) -> Experiment:
+def new_experiment(principal: Principal, spec: UploadSpec, queue: str) -> Experiment:
     """An experiment that receives uploads (status ``running`` until completed), with its runs;
-    not yet added to a session (the caller inserts it, once per Idempotency-Key)."""
+    not yet added to a session (the caller inserts it, once per Idempotency-Key). An upload
+    that declares a model evaluates it (planes, barriers) on ``queue``; others have none."""
     now = utcnow()
     experiment = Experiment(
         id=uuid.uuid4(),
         owner=principal.id,
         name=spec.name,
         spec=spec.model_dump(mode="json"),
-        queue="upload",
+        queue="upload" if spec.model is None else queue,
         source="upload",
         status="running",
         created_at=now,
@@ -98,6 +102,19 @@ def _finite(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _check_declared_model(spec: UploadSpec, layout: Layout) -> None:
+    """422 naming the first tensor in which the state dict differs from the declared model."""
+    if spec.model is None or spec.dataset is None:
+        return
+    declared = declared_layout(spec.model, DATASETS[spec.dataset.name].input_shape)
+    if (why := layouts.difference(declared, [(n, s) for n, s, _ in layout.vector])) is not None:
+        raise InvalidUpload(
+            "body",
+            f"the state dict is not the declared model ({spec.model.kind} on "
+            f"{spec.dataset.name}): {why}",
+        )
+
+
 def _fix_layout(experiment: Experiment, layout: Layout) -> None:
     """Record ``layout`` as the experiment's (row locked) if it has none yet; 422 unless it
     matches."""
@@ -142,9 +159,16 @@ def put(
         raise InvalidUpload("path.epoch", f"epoch must be in [0, {MAX_EPOCH}]")
     if sha256 is not None and sha256_hex(body) != sha256.lower():
         raise InvalidUpload("header.x-checksum-sha256", "the body does not match its sha256")
+    spec = UploadSpec.model_validate(experiment.spec)
     imported = import_state_dict(
-        body, experiment_id=experiment.id, run=run, epoch=epoch, metrics=metrics
+        body,
+        experiment_id=experiment.id,
+        run=run,
+        epoch=epoch,
+        metrics=metrics,
+        include_buffers=spec.include == "parameters+buffers",
     )
+    _check_declared_model(spec, imported.layout)
     try:
         experiment = _uploadable(session, principal, experiment_id, lock=True)
         _fix_layout(experiment, imported.layout)
@@ -172,6 +196,7 @@ def put(
     row = session.get_one(Run, (experiment.id, run))
     if row.epoch is None or epoch >= row.epoch:
         row.epoch, row.metrics = epoch, dict(metrics) or None
+        row.train_loss = metrics.get("train_loss")  # the latest loss, as training records it
     session.commit()
     return record, existing is None
 

@@ -67,11 +67,13 @@ def landscape(
         raise typer.Exit(1)
     middle = resolution // 2
     table = Table("", "train loss", "test loss", title=f"landscape of run {run}")
-    train, test = result["train_loss"], result["test_loss"]
+    train, test = result["train_loss"], result["test_loss"] or None  # None: a client sent one
     if resolution % 2 == 1:
-        table.add_row("final snapshot", num(train[middle][middle]), num(test[middle][middle]))
-    table.add_row("grid minimum", num(min(map(min, train))), num(min(map(min, test))))
-    table.add_row("grid maximum", num(max(map(max, train))), num(max(map(max, test))))
+        table.add_row(
+            "final snapshot", num(train[middle][middle]), num(test and test[middle][middle])
+        )
+    table.add_row("grid minimum", num(min(map(min, train))), num(test and min(map(min, test))))
+    table.add_row("grid maximum", num(max(map(max, train))), num(test and max(map(max, test))))
     console = out()
     console.print(table)
     ratio = result["explained_variance_ratio"]

@@ -133,7 +133,7 @@ def create_experiment(
             Experiment,
             spec.model_dump(mode="json"),
             [],  # nothing to train: no compute budget to check
-            lambda: uploads.new_experiment(submission.principal, spec),
+            lambda: uploads.new_experiment(submission.principal, spec, submission.queue),
         )
         status = 201
     else:

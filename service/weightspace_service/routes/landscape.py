@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +28,7 @@ from weightspace_service.deps import (
 )
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
-from weightspace_service.schemas import LandscapeOut, LandscapePending
+from weightspace_service.schemas import LandscapeEvaluation, LandscapeOut, LandscapePending
 
 router = APIRouter(
     prefix="/experiments/{experiment_id}",
@@ -60,6 +60,17 @@ Normalisation = Annotated[
     Literal["none", "filter"],
     Query(description="`filter`: filter-normalised directions (Li et al. 2018)."),
 ]
+EVALUATION_EXAMPLES = {
+    "train-and-test": {
+        "summary": "Losses over a 5 x 5 grid on two data sets",
+        "value": {
+            "train_loss": [[2.1, 1.4, 1.2, 1.5, 2.3]] * 5,
+            "test_loss": [[2.2, 1.5, 1.3, 1.6, 2.4]] * 5,
+            "train_examples": 1000,
+            "test_examples": 200,
+        },
+    }
+}
 RESPONSES: dict[int | str, dict[str, Any]] = {
     **jobs.pending_responses(LandscapePending),
     **problem_responses(404, 409, 422, 503),
@@ -77,6 +88,8 @@ def _plane(
 ) -> dict[str, Any] | JSONResponse:
     """The plane's document, or the 202 answer after making sure a worker computes it."""
     experiment = usecases.get_experiment(session, principal, experiment_id)
+    if (evaluated := landscapes.evaluated(store, experiment, options)) is not None:
+        return evaluated
     landscapes.check(session, experiment, options)
     document = jobs.cached_or_queued(
         session,
@@ -123,9 +136,10 @@ def get_landscape(
     trajectory, centred on its final snapshot (Li et al. 2018), with the trajectory projected
     on it.
 
-    Only for experiments the service trained (uploads have no model: 409). The first request
-    queues a worker job and answers 202 with a `Location` to poll; once computed, the plane is
-    cached and answered with 200.
+    For experiments the service trained and uploads that declare a `model`; for other uploads,
+    the plane their client evaluated (`PUT`), else 409 saying how to evaluate it. The first
+    request queues a worker job and answers 202 with a `Location` to poll; once computed, the
+    plane is cached and answered with 200.
     """
     options = landscapes.Options(run, resolution, margin, normalisation)
     location = _location(f"/experiments/{experiment_id}/landscape", options)
@@ -165,3 +179,60 @@ async def get_landscape_svg(
         return answer
     svg = await run_in_threadpool(lambda: render(plane_figure.landscape_plane(answer), "svg"))
     return Response(svg, media_type="image/svg+xml")
+
+
+@router.get(
+    "/landscape/plane",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/octet-stream": {}},
+            "description": "The plane as a safetensors file",
+        },
+        **problem_responses(404, 409, 422, 503),
+    },
+)
+def get_landscape_plane(
+    experiment_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+    run: Run = 0,
+    resolution: Resolution = DEFAULT_RESOLUTION,
+    margin: Margin = DEFAULT_MARGIN,
+    normalisation: Normalisation = "none",
+) -> Response:
+    """The plane of `GET /experiments/{id}/landscape`, to evaluate with your own model: a
+    safetensors file with `centre` (P) and `directions` (2, P), the final snapshot's buffers as
+    `buffer:<name>`, and metadata `layout` (how the flat vector splits into the state dict's
+    tensors), `alphas`, `betas`, `trajectory`, `explained_variance_ratio`, `normalisation`,
+    `run`, `epochs` (JSON). Grid point `(alphas[i], betas[j])` is `centre + a d1 + b d2`; send
+    the losses with `PUT /experiments/{id}/landscape` (the client's
+    `weightspace_client.planes.evaluate` does both)."""
+    experiment = usecases.get_experiment(session, principal, experiment_id)
+    options = landscapes.Options(run, resolution, margin, normalisation)
+    data = landscapes.plane(session, store, experiment, options)
+    return Response(data, media_type="application/octet-stream")
+
+
+@router.put("/landscape", response_model=LandscapeOut, responses=problem_responses(404, 409, 422))
+def put_landscape(
+    experiment_id: uuid.UUID,
+    losses: Annotated[LandscapeEvaluation, Body(openapi_examples=EVALUATION_EXAMPLES)],
+    session: SessionDep,
+    principal: PrincipalDep,
+    store: StoreDep,
+    run: Run = 0,
+    resolution: Resolution = DEFAULT_RESOLUTION,
+    margin: Margin = DEFAULT_MARGIN,
+    normalisation: Normalisation = "none",
+) -> LandscapeOut:
+    """Store the losses your client evaluated over the grid of
+    `GET /experiments/{id}/landscape/plane` (same parameters, given out first) as the
+    experiment's landscape: served by `GET .../landscape` and drawn by `GET .../landscape.svg`
+    like one the service computed (`evaluated_by: client`). Only for uploads that declare no
+    model (409 otherwise); sending again replaces it."""
+    experiment = usecases.get_experiment(session, principal, experiment_id)
+    options = landscapes.Options(run, resolution, margin, normalisation)
+    document = landscapes.save_evaluated(session, store, experiment, options, losses.model_dump())
+    return LandscapeOut(experiment_id=experiment.id, status="ready", **document)

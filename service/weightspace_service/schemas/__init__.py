@@ -52,6 +52,7 @@ from weightspace_service.schemas.landscape import (
     JointBarriers,
     JointEnd,
     JointLineLoss,
+    LandscapeEvaluation,
     LandscapeOut,
     LandscapePending,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "JointLineLoss",
     "JointPCA",
     "JointSnapshot",
+    "LandscapeEvaluation",
     "LandscapeOut",
     "LandscapePending",
     "LineOut",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from weightspace.planes import PLANE_EXAMPLES
 
@@ -46,8 +46,9 @@ class LandscapeOut(BaseModel):
         "indexed `[j][i]` (one row per beta).",
         examples=[[[0.9, 0.5, 0.8], [0.6, 0.1, 0.5], [0.9, 0.4, 0.7]]],
     )
-    test_loss: list[list[float]] = Field(
-        description="Mean test loss, like `train_loss`.",
+    test_loss: list[list[float]] | None = Field(
+        description="Mean test loss, like `train_loss` (null when a client evaluated the plane "
+        "on one data set only).",
         examples=[[[1.0, 0.6, 0.9], [0.7, 0.2, 0.6], [1.0, 0.5, 0.8]]],
     )
     trajectory: list[list[float]] = Field(
@@ -60,7 +61,44 @@ class LandscapeOut(BaseModel):
         f"{PLANE_EXAMPLES}).",
         examples=[2048],
     )
-    test_examples: int = Field(description="Test examples, likewise.", examples=[2048])
+    test_examples: int | None = Field(description="Test examples, likewise.", examples=[2048])
+    evaluated_by: Literal["service", "client"] = Field(
+        default="service",
+        description="`service`: a worker evaluated the grid with the experiment's model; "
+        "`client`: the owner's client evaluated it with its own model "
+        "(`PUT /experiments/{id}/landscape`).",
+        examples=["service"],
+    )
+
+
+_LOSSES = Field(min_length=1, max_length=51)
+
+
+class LandscapeEvaluation(BaseModel):
+    """Losses a client evaluated over the grid of `GET /experiments/{id}/landscape/plane`."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    train_loss: list[Annotated[list[float], _LOSSES]] = Field(
+        min_length=1,
+        max_length=51,
+        description="Mean loss at grid point `centre + alphas[i] d1 + betas[j] d2`, indexed "
+        "`[j][i]` (one row per beta): as many rows as `betas`, as many columns as `alphas`.",
+        examples=[[[0.9, 0.5, 0.8], [0.6, 0.1, 0.5], [0.9, 0.4, 0.7]]],
+    )
+    test_loss: list[Annotated[list[float], _LOSSES]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=51,
+        description="The same on a second (test) data set, if any.",
+        examples=[[[1.0, 0.6, 0.9], [0.7, 0.2, 0.6], [1.0, 0.5, 0.8]]],
+    )
+    train_examples: int = Field(
+        ge=1, le=2**31 - 1, description="Examples `train_loss` averages over.", examples=[2048]
+    )
+    test_examples: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="Examples `test_loss` averages over."
+    )
 
 
 class LandscapePending(BaseModel):
