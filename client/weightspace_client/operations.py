@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
+
 from weightspace_client.errors import (
     ApiError,
     ChecksumError,
@@ -122,12 +124,31 @@ class Operations:
         return cast(Experiment, created)
 
     @paged
-    def list_experiments(self, *, status: str | None = None, limit: int = 50) -> Pages[Experiment]:
-        """Every experiment (newest first), fetching pages of ``limit`` as the iterator advances."""
+    def list_experiments(
+        self, *, status: str | None = None, tag: str | None = None, limit: int = 50
+    ) -> Pages[Experiment]:
+        """Every experiment (newest first), or those with ``status`` and ``tag``, fetching pages
+        of ``limit`` as the iterator advances."""
         params: dict[str, Any] = {"limit": limit}
         if status is not None:
             params["status"] = status
+        if tag is not None:
+            params["tag"] = tag
         return Pages("/experiments", params)
+
+    @operation
+    def annotate(
+        self, experiment_id: str, *, tags: Iterable[str] | None = None, note: str | None = None
+    ) -> Flow[Experiment]:
+        """``PATCH /experiments/{id}``: replace its ``tags`` and set its ``note`` (``""``
+        removes it); what is ``None`` stays as it is."""
+        body: dict[str, Any] = {}
+        if tags is not None:
+            body["tags"] = list(tags)
+        if note is not None:
+            body["note"] = note
+        response = yield from call("PATCH", experiment_path(experiment_id), json=body)
+        return cast(Experiment, response.json())
 
     @operation
     def get_experiment(self, experiment_id: str) -> Flow[Experiment]:
@@ -342,6 +363,11 @@ class Operations:
         """Delete the suite, its experiments and their snapshots, and its report."""
         yield from call("DELETE", suite_path(suite_id))
 
+    @paged
+    def list_suites(self, *, limit: int = 50) -> Pages[Suite]:
+        """Every suite (newest first), fetching pages of ``limit`` as the iterator advances."""
+        return Pages("/suites", {"limit": limit})
+
     @operation
     def get_suite(self, suite_id: str) -> Flow[Suite]:
         """The suite's experiments with their progress, and its report's status."""
@@ -463,17 +489,28 @@ class Operations:
         polls while the service answers 202 and returns the finished analysis."""
         body = {"kind": kind, "components": int(components), "selection": list(selection)}
         response = yield from call("POST", "/analyses", json=body)
-        if response.status_code != 202:
-            return cast(Analysis, response.json())
-        location = response.headers.get("Location") or f"/analyses/{response.json()['id']}"
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            yield Sleep(poll)
-            response = yield from call("GET", location)
-            if response.status_code != 202:
-                return cast(Analysis, response.json())
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"analysis {location} still running after {timeout:g} s")
+        response = yield from _analysis_done(response, {}, poll, timeout)
+        return cast(Analysis, response.json())
+
+    @operation
+    def analysis_csv(
+        self, analysis_id: str, *, poll: float = 0.5, timeout: float | None = None
+    ) -> Flow[str]:
+        """An analysis of :meth:`analyse` (its ``id``) as CSV text, every row naming its
+        experiment: ``pca`` a row per snapshot, ``distances`` per ordered pair, ``barriers`` per
+        line."""
+        path = f"/analyses/{segment(analysis_id)}/table.csv"
+        response = yield from call("GET", path, headers=_CSV)
+        return (yield from _analysis_done(response, _CSV, poll, timeout)).text
+
+    @operation
+    def analysis_svg(
+        self, analysis_id: str, *, poll: float = 0.5, timeout: float | None = None
+    ) -> Flow[bytes]:
+        """An analysis of :meth:`analyse` (its ``id``) as an SVG figure, experiments named."""
+        path = f"/analyses/{segment(analysis_id)}/figure.svg"
+        response = yield from call("GET", path, headers=_SVG)
+        return (yield from _analysis_done(response, _SVG, poll, timeout)).content
 
     @operation
     def distances(self, experiment_id: str, *, epoch: int | None = None) -> Flow[Distances]:
@@ -610,6 +647,21 @@ def _create(
     if not location:
         raise WeightspaceError(f"the service created {path} but named neither id nor Location")
     return (yield from get(response.request.url.join(location)))
+
+
+def _analysis_done(
+    response: httpx.Response, headers: Mapping[str, str], poll: float, timeout: float | None
+) -> Flow[httpx.Response]:
+    """``response``, or while it is a 202 the answer of its ``Location`` asked again every
+    ``poll`` seconds; TimeoutError after ``timeout``."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while response.status_code == 202:
+        location = response.headers.get("Location") or f"/analyses/{response.json()['id']}"
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"analysis {location} still running after {timeout:g} s")
+        yield Sleep(poll)
+        response = yield from call("GET", location, headers=dict(headers))
+    return response
 
 
 def _find_snapshot(experiment_id: str, run: int, epoch: int) -> Flow[SnapshotInfo]:

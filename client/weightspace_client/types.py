@@ -106,6 +106,8 @@ class Experiment(TypedDict):
     links: ExperimentLinks
     damaged_snapshots: NotRequired[list[DamagedSnapshot]]  # found missing or corrupt
     warnings: NotRequired[list[str]]  # on submission: e.g. no live worker consumes the queue
+    tags: NotRequired[list[str]]  # sorted; set with PATCH (client.annotate)
+    note: NotRequired[str | None]
 
 
 class ExperimentPage(TypedDict):
@@ -258,6 +260,11 @@ class Suite(TypedDict):
     experiments: list[SuiteExperiment]
     report: SuiteReport
     warnings: NotRequired[list[str]]  # on submission: e.g. no live worker consumes the queue
+
+
+class SuitePage(TypedDict):
+    items: list[Suite]
+    next_cursor: str | None
 
 
 class ClaimReference(TypedDict):
@@ -511,6 +518,7 @@ OPENAPI_SCHEMAS: dict[str, str] = {
     "SuiteExperiment": "SuiteExperiment",
     "SuiteReport": "SuiteReport",
     "Suite": "SuiteOut",
+    "SuitePage": "SuitePage",
     "ClaimReference": "ReferenceOut",
     "ClaimTest": "ClaimTestOut",
     "ClaimStability": "Stability",

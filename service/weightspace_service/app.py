@@ -30,6 +30,7 @@ from weightspace_service.protocol import (
 from weightspace_service.requests import RequestContext
 from weightspace_service.routes import (
     analysis,
+    analysis_exports,
     experiments,
     figures,
     health,
@@ -51,6 +52,7 @@ ROUTERS = (
     figures.router,
     landscape.router,
     joint.router,
+    analysis_exports.router,
     suites.router,
     workers.router,
     health.router,

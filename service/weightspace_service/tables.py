@@ -34,7 +34,7 @@ def csv_response(description: str, example: str) -> dict[int | str, dict[str, An
     }
 
 
-def _render(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Response:
+def render_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Response:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -45,7 +45,7 @@ def _render(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Response
 def pca_csv(pca: PCAOut) -> Response:
     """``run,epoch,pc1..pcK``: one row per snapshot, as ``points``."""
     header = ["run", "epoch", *(f"pc{i + 1}" for i in range(pca.components))]
-    return _render(header, ([p.run, p.epoch, *map(repr, p.coordinates)] for p in pca.points))
+    return render_csv(header, ([p.run, p.epoch, *map(repr, p.coordinates)] for p in pca.points))
 
 
 PCA_EXAMPLE = "run,epoch,pc1,pc2\n0,0,-12.5,0.75\n0,1,3.25,-1.5\n"
@@ -59,7 +59,7 @@ def distances_csv(result: DistancesOut) -> Response:
         for i, a in enumerate(result.runs)
         for j, b in enumerate(result.runs)
     )
-    return _render(header, rows)
+    return render_csv(header, rows)
 
 
 DISTANCES_EXAMPLE = (

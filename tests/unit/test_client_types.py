@@ -46,9 +46,10 @@ UNTYPED = {
     "PaperCNNSpec": "part of ExperimentSpec",
     "SuiteIn": "requests: built from submit_suite's arguments",
     "UploadSpec": "requests: built from create_upload's arguments",
-    "LandscapeEvaluation": "requests: built by planes.evaluate (put_landscape's losses)",
     "AnalysisIn": "requests: built from analyse's arguments",
     "SelectionIn": "part of AnalysisIn",
+    "ExperimentPatch": "requests: built from annotate's arguments",
+    "LandscapeEvaluation": "requests: built by planes.evaluate (put_landscape's losses)",
     "RunPage": "the client follows the pages and yields their items (Run)",
     "SnapshotPage": "the client follows the pages and yields their items (SnapshotInfo)",
 }

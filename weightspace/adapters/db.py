@@ -119,8 +119,15 @@ class Experiment(Base):
     # first upload; every later one must match it.
     layout: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     layout_sha256: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)  # the owner's words on it (PATCH)
 
     suite: Mapped[Suite | None] = relationship(back_populates="experiments")
+    tag_rows: Mapped[list[ExperimentTag]] = relationship(
+        order_by="ExperimentTag.tag",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
+    )
     runs: Mapped[list[Run]] = relationship(
         back_populates="experiment",
         order_by="Run.run",
@@ -129,6 +136,21 @@ class Experiment(Base):
     )
 
     __table_args__ = (Index("ix_experiments_owner_created", "owner", "created_at", "id"),)
+
+    @property
+    def tags(self) -> list[str]:
+        return [row.tag for row in self.tag_rows]
+
+
+class ExperimentTag(Base):
+    """One tag of an experiment (a row each, so that lists filter by tag on any database)."""
+
+    __tablename__ = "experiment_tags"
+
+    experiment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
 class Run(Base):

@@ -37,6 +37,14 @@ from weightspace.spec import ExperimentSpec, plan_runs
 log = logging.getLogger(__name__)
 
 
+def no_model(what: str) -> str:
+    """Why ``what`` (landscape planes, barriers) cannot be computed from uploaded snapshots."""
+    return (
+        f"{what} need the model that produced the snapshots; this experiment's snapshots were "
+        "uploaded, so the service has no model (or data) to evaluate them"
+    )
+
+
 # --------------------------------------------------------------------------- submit & read
 
 

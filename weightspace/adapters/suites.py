@@ -14,8 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from weightspace.adapters import outbox
 from weightspace.adapters.barriers import compute_barriers, result_of
@@ -85,6 +85,26 @@ def create_suite(
 
 def get_suite(session: Session, principal: Principal, suite_id: uuid.UUID) -> Suite:
     return get_owned(session, principal, Suite, suite_id)
+
+
+def list_suites(
+    session: Session,
+    principal: Principal,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[Suite]:
+    """Newest first; ``after`` is the (created_at, id) of the last item of the previous page."""
+    query = select(Suite).options(selectinload(Suite.experiments).selectinload(Experiment.runs))
+    if not principal.admin:
+        query = query.where(Suite.owner == principal.id)
+    if after is not None:
+        created, last_id = after
+        query = query.where(
+            (Suite.created_at < created) | ((Suite.created_at == created) & (Suite.id < last_id))
+        )
+    query = query.order_by(Suite.created_at.desc(), Suite.id.desc()).limit(limit)
+    return list(session.scalars(query))
 
 
 def suite_status(suite: Suite) -> str:

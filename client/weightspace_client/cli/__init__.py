@@ -6,6 +6,7 @@ One module per concern, each adding its commands to the one Typer :data:`app`:
 - :mod:`~weightspace_client.cli.output`: consoles, JSON, styled cells, errors as messages;
 - :mod:`~weightspace_client.cli.progress`: live progress of an experiment and of a suite;
 - :mod:`~weightspace_client.cli.experiments`: submit, list, status, wait, download;
+- :mod:`~weightspace_client.cli.imports`: import (a folder of your own checkpoints);
 - :mod:`~weightspace_client.cli.lifecycle`: cancel, retry, delete; token (server-side);
 - :mod:`~weightspace_client.cli.analysis`: pca, distances, trajectory;
 - :mod:`~weightspace_client.cli.landscape`: landscape;
@@ -23,6 +24,7 @@ from __future__ import annotations
 # Imported for their commands, in the order ``weightspace --help`` lists them.
 # isort: off
 from weightspace_client.cli import experiments as experiments
+from weightspace_client.cli import imports as imports
 from weightspace_client.cli import lifecycle as lifecycle
 from weightspace_client.cli import analysis as analysis
 from weightspace_client.cli import landscape as landscape

@@ -1,15 +1,21 @@
-"""Analysis commands: PCA of the snapshots, distances between runs, trajectory metrics."""
+"""Analysis commands: PCA of the snapshots, distances between runs, trajectory metrics, and
+``analyse``: one analysis across several experiments."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from weightspace_client.cli.app import JsonOption, UrlOption, app
+from weightspace_client import references
+from weightspace_client.cli.app import ExperimentArgument, JsonOption, UrlOption, app
 from weightspace_client.cli.output import client as _client
 from weightspace_client.cli.output import (
+    err,
     figures_table,
     note_incomplete,
     num,
@@ -47,7 +53,7 @@ def int_list(text: str | None, option: str) -> list[int] | None:
 
 @app.command()
 def pca(
-    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="Experiment id.")],
+    experiment_id: ExperimentArgument,
     components: Annotated[
         int, typer.Option("--components", min=1, help="Number of principal components.")
     ] = 2,
@@ -67,6 +73,7 @@ def pca(
     epoch_list = int_list(epochs, "--epochs")
     exclusive(as_json, as_csv)
     with _client(url) as client:
+        experiment_id = references.experiment_id(client, experiment_id)
         if as_csv:
             typer.echo(
                 client.pca_csv(
@@ -108,7 +115,7 @@ def _points_table(result: PCA) -> Table:
 
 @app.command()
 def distances(
-    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="Experiment id.")],
+    experiment_id: ExperimentArgument,
     epoch: Annotated[
         int | None,
         typer.Option("--epoch", min=0, help="Epoch to compare at (default: the final one)."),
@@ -120,6 +127,7 @@ def distances(
     """Euclidean distances between the runs, and of each run from the origin and its init."""
     exclusive(as_json, as_csv)
     with _client(url) as client:
+        experiment_id = references.experiment_id(client, experiment_id)
         if as_csv:
             typer.echo(client.distances_csv(experiment_id, epoch=epoch), nl=False)
             return
@@ -155,7 +163,7 @@ def _distance_matrix(result: Distances) -> Table:
 
 @app.command()
 def trajectory(
-    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="Experiment id.")],
+    experiment_id: ExperimentArgument,
     points: Annotated[
         bool, typer.Option("--points", help="Also a table per run with every snapshot.")
     ] = False,
@@ -164,7 +172,7 @@ def trajectory(
 ) -> None:
     """Path metrics of each run: path length, displacement from init, straightness."""
     with _client(url) as client:
-        result = client.trajectory(experiment_id)
+        result = client.trajectory(references.experiment_id(client, experiment_id))
     if as_json:
         print_json(result)
         return
@@ -221,4 +229,102 @@ def trajectory(
                     num(point.get("straightness"), 3),
                 )
             console.print(table)
+    note_incomplete(result)
+
+
+class AnalysisKind(StrEnum):
+    pca = "pca"
+    distances = "distances"
+    barriers = "barriers"
+
+
+@app.command()
+def analyse(
+    kind: Annotated[AnalysisKind, typer.Argument(help="pca, distances or barriers.")],
+    experiment_ids: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="ID...", help="Experiments: ids, id prefixes or names.", show_default=False
+        ),
+    ],
+    components: Annotated[
+        int, typer.Option("--components", min=1, help="pca: principal components.")
+    ] = 2,
+    runs: Annotated[
+        str | None,
+        typer.Option("--runs", help="Comma-separated runs of every experiment (default: all)."),
+    ] = None,
+    epochs: Annotated[
+        str | None,
+        typer.Option("--epochs", help="Comma-separated epochs (default: all snapshots)."),
+    ] = None,
+    svg: Annotated[
+        Path | None,
+        typer.Option("--svg", help="Also write the figure (experiments named) to this SVG file."),
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0, help="Give up after this many seconds.")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """One analysis of snapshots of several experiments in one basis (POST /analyses): a joint
+    PCA, the distances between every two snapshots, or loss barriers between the runs."""
+    run_list = int_list(runs, "--runs")
+    epoch_list = int_list(epochs, "--epochs")
+    exclusive(as_json, as_csv)
+    with _client(url) as client:
+        ids = [references.experiment_id(client, e) for e in experiment_ids]
+        selection: list[dict[str, Any]] = [
+            {"experiment": i}
+            | ({} if run_list is None else {"runs": run_list})
+            | ({} if epoch_list is None else {"epochs": epoch_list})
+            for i in ids
+        ]
+        result = client.analyse(kind.value, selection, components=components, timeout=timeout)
+        if svg is not None:
+            svg.write_bytes(client.analysis_svg(result["id"], timeout=timeout))
+        if as_csv:
+            typer.echo(client.analysis_csv(result["id"], timeout=timeout), nl=False)
+            return
+        names = {i: client.get_experiment(i).get("name") or i[:8] for i in dict.fromkeys(ids)}
+    if as_json:
+        print_json(result)
+        return
+    console = out()
+    labels = [
+        f"{names.get(s['experiment'], s['experiment'][:8])} r{s['run']} e{s['epoch']}"
+        for s in result.get("snapshots") or []
+    ]
+    if (pca_result := result.get("pca")) is not None:
+        ratios = pca_result["explained_variance_ratio"]
+        table = figures_table(
+            "snapshot", *(f"PC{i + 1} ({percent(r)})" for i, r in enumerate(ratios))
+        )
+        for label, row in zip(labels, pca_result["coordinates"], strict=False):
+            table.add_row(label, *(num(c) for c in row))
+        console.print(table)
+    elif (matrix := result.get("distances")) is not None:
+        table = figures_table("snapshot", *(str(i) for i in range(len(labels))))
+        for i, (label, row) in enumerate(zip(labels, matrix["distances"], strict=False)):
+            table.add_row(f"{i} {label}", *(num(d) for d in row))
+        console.print(table)
+    elif (found := result.get("barriers")) is not None:
+        table = figures_table("kind", "from", "to", "distance", "test barrier", "disagreement")
+        for line in found["lines"]:
+            ends = [
+                f"{names.get(e['experiment'], e['experiment'][:8])} r{e['run']} e{e['epoch']}"
+                for e in (line["a"], line["b"])
+            ]
+            table.add_row(
+                line["kind"],
+                *ends,
+                num(line["distance"]),
+                num(line["test_barrier"]),
+                percent(line["disagreement"]),
+            )
+        console.print(table)
+    if svg is not None:
+        err().print(f"figure written to {escape(str(svg))}")
     note_incomplete(result)

@@ -29,6 +29,12 @@ UrlOption = Annotated[
         show_envvar=False,
     ),
 ]
+#: An experiment as people name it: its id, a unique prefix of it, or its name
+#: (:mod:`weightspace_client.references`).
+ExperimentArgument = Annotated[
+    str,
+    typer.Argument(metavar="ID", help="Experiment id, a unique prefix of it, or its name."),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the raw JSON instead of human-readable tables.")
 ]

@@ -13,7 +13,8 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from weightspace_client.cli.app import JsonOption, UrlOption, app
+from weightspace_client import references
+from weightspace_client.cli.app import ExperimentArgument, JsonOption, UrlOption, app
 from weightspace_client.cli.output import client as _client
 from weightspace_client.cli.output import num, out, percent, print_json, styled
 from weightspace_client.cli.progress import follow, runs_of
@@ -98,15 +99,17 @@ def list_experiments(
             "--status", help="Only experiments in this state (queued, running, succeeded, ...)."
         ),
     ] = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Only experiments with this tag.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many.")] = 20,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
     """List experiments, newest first."""
     with _client(url) as client:
-        experiments = list(
-            islice(client.list_experiments(status=status, limit=min(limit, MAX_PAGE)), limit)
-        )
+        pages = client.list_experiments(status=status, tag=tag, limit=min(limit, MAX_PAGE))
+        experiments = list(islice(pages, limit))
     if as_json:
         print_json(experiments)
         return
@@ -123,6 +126,7 @@ def _experiments_table(experiments: Sequence[Experiment]) -> Table:
     table.add_column("status", no_wrap=True, min_width=9)
     table.add_column("queue", no_wrap=True)
     table.add_column("created", overflow="fold")
+    table.add_column("tags", overflow="fold")
     for experiment in experiments:
         table.add_row(
             escape(experiment["id"]),
@@ -130,6 +134,7 @@ def _experiments_table(experiments: Sequence[Experiment]) -> Table:
             styled(experiment.get("status")),
             escape(str(experiment.get("queue") or "-")),
             escape(str(experiment.get("created_at") or "-")),
+            escape(" ".join(experiment.get("tags") or []) or "-"),
         )
     return table
 
@@ -160,6 +165,10 @@ def _describe(experiment: Experiment) -> str:
     for key in ("started_at", "finished_at"):
         if experiment.get(key):
             lines.append(f"{key.removesuffix('_at'):<8} {escape(str(experiment.get(key)))}")
+    if experiment.get("tags"):
+        lines.append(f"tags     {escape(' '.join(experiment.get('tags') or []))}")
+    if experiment.get("note"):
+        lines.append(f"note     {escape(str(experiment.get('note')))}")
     if experiment.get("error"):
         lines.append(f"[red]error[/]    {escape(str(experiment['error']))}")
     return "\n".join(lines)
@@ -167,13 +176,13 @@ def _describe(experiment: Experiment) -> str:
 
 @app.command()
 def status(
-    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="Experiment id.")],
+    experiment_id: ExperimentArgument,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
     """Show an experiment and a table of its runs."""
     with _client(url) as client:
-        experiment = client.get_experiment(experiment_id)
+        experiment = client.get_experiment(references.experiment_id(client, experiment_id))
         runs = runs_of(client, experiment)
     if as_json:
         print_json({**experiment, "runs": runs})
@@ -185,7 +194,7 @@ def status(
 
 @app.command()
 def wait(
-    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="Experiment id.")],
+    experiment_id: ExperimentArgument,
     poll: Annotated[float, typer.Option("--poll", min=0.1, help="Seconds between polls.")] = 1.0,
     timeout: Annotated[
         float | None, typer.Option("--timeout", min=0, help="Give up after this many seconds.")
@@ -198,12 +207,40 @@ def wait(
     Exits with status 1 (printing the error) if the experiment failed or was cancelled.
     """
     with _client(url) as client:
+        experiment_id = references.experiment_id(client, experiment_id)
         follow(client, experiment_id, as_json=as_json, poll=poll, timeout=timeout)
 
 
 @app.command()
+def tag(
+    experiment_id: ExperimentArgument,
+    tags: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[TAG]...", help="Tags to add.", show_default=False),
+    ] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="A tag to remove (repeat for more).")
+    ] = None,
+    note: Annotated[
+        str | None, typer.Option("--note", help="Set the experiment's note ('' removes it).")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Add or remove an experiment's tags, set its note; print its tags."""
+    with _client(url) as client:
+        experiment = client.get_experiment(references.experiment_id(client, experiment_id))
+        kept = set(experiment.get("tags") or []) - set(remove or [])
+        updated = client.annotate(experiment["id"], tags=sorted(kept | set(tags or [])), note=note)
+    if as_json:
+        print_json(updated)
+        return
+    out().print(_describe(updated))
+
+
+@app.command()
 def download(
-    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="Experiment id.")],
+    experiment_id: ExperimentArgument,
     run: Annotated[int, typer.Option("--run", min=0, help="Run number.")],
     epoch: Annotated[int, typer.Option("--epoch", min=0, help="Epoch of the snapshot.")],
     output: Annotated[
@@ -219,8 +256,9 @@ def download(
     as_json: JsonOption = False,
 ) -> None:
     """Download one snapshot's safetensors file, verified against its sha256."""
-    target = output or Path(f"{experiment_id}-run{run}-epoch{epoch}.safetensors")
     with _client(url) as client:
+        experiment_id = references.experiment_id(client, experiment_id)
+        target = output or Path(f"{experiment_id}-run{run}-epoch{epoch}.safetensors")
         path = client.download_snapshot(experiment_id, run, epoch, target)
     size = path.stat().st_size
     if as_json:

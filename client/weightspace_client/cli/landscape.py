@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from weightspace_client.cli.app import JsonOption, UrlOption, app
+from weightspace_client import references
+from weightspace_client.cli.app import ExperimentArgument, JsonOption, UrlOption, app
 from weightspace_client.cli.output import client as _client
 from weightspace_client.cli.output import num, out, percent, print_json
 from weightspace_client.client import DEFAULT_URL
@@ -23,7 +24,7 @@ class NormalisationName(StrEnum):
 
 @app.command()
 def landscape(
-    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="Experiment id.")],
+    experiment_id: ExperimentArgument,
     run: Annotated[
         int, typer.Option("--run", min=0, help="The run whose path spans the plane.")
     ] = 0,
@@ -55,6 +56,7 @@ def landscape(
         "normalisation": normalisation.value,
     }
     with _client(url) as client:
+        experiment_id = references.experiment_id(client, experiment_id)
         result = client.landscape(experiment_id, wait=True, timeout=timeout, **options)
         if svg is not None:
             figure = client.landscape_svg(experiment_id, **options)

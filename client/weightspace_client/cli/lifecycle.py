@@ -8,13 +8,17 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from weightspace_client import references
 from weightspace_client.cli.app import SERVER_PANEL, JsonOption, UrlOption, app
 from weightspace_client.cli.output import client as _client
 from weightspace_client.cli.output import out, print_json
 from weightspace_client.client import DEFAULT_URL
 
 IdArgument = Annotated[
-    str, typer.Argument(metavar="ID", help="Experiment id (suite id with --suite).")
+    str,
+    typer.Argument(
+        metavar="ID", help="Experiment id, id prefix or name (suite id or prefix with --suite)."
+    ),
 ]
 SuiteOption = Annotated[bool, typer.Option("--suite", help="ID is a suite: act on all of it.")]
 
@@ -37,6 +41,7 @@ def cancel(
     """Cancel a queued or running experiment (a running one stops within seconds; its snapshots
     are kept)."""
     with _client(url) as client:
+        item_id = references.resolve(client, item_id, suite=suite)
         item = client.cancel_suite(item_id) if suite else client.cancel(item_id)
     _report("cancelled" if not suite else "suite", dict(item), as_json)
 
@@ -50,6 +55,7 @@ def retry(
 ) -> None:
     """Queue a failed or cancelled experiment again; it continues from its last stored state."""
     with _client(url) as client:
+        item_id = references.resolve(client, item_id, suite=suite)
         item = client.retry_suite(item_id) if suite else client.retry(item_id)
     _report("queued again", dict(item), as_json)
 
@@ -63,9 +69,10 @@ def delete(
 ) -> None:
     """Delete an experiment (or a suite) and every snapshot it stored. Not while it runs."""
     kind = "suite" if suite else "experiment"
-    if not yes:
-        typer.confirm(f"Delete {kind} {item_id} and all its snapshots?", abort=True)
     with _client(url) as client:
+        item_id = references.resolve(client, item_id, suite=suite)
+        if not yes:
+            typer.confirm(f"Delete {kind} {item_id} and all its snapshots?", abort=True)
         if suite:
             client.delete_suite(item_id)
         else:

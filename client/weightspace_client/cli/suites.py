@@ -7,10 +7,12 @@ only then: see :mod:`weightspace_client.cli.server`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -323,3 +325,38 @@ def reproduce(
         return _reproduce(service_url, check=check, serve_again=serve_again, **options)
 
     raise typer.Exit(run_embedded(port, home, quiet=as_json, work=work))
+
+
+suites_app = typer.Typer(name="suites", help="Suites: the paper's experiments, submitted as one.")
+app.add_typer(suites_app)
+
+
+@suites_app.command("list")
+def list_suites(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many.")] = 20,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """List suites, newest first, with their status and their report's (--json for more)."""
+    with _client(url) as client:
+        suites = list(islice(client.list_suites(limit=min(limit, 100)), limit))
+    if as_json:
+        print_json(suites)
+        return
+    if not suites:
+        output.out().print("no suites")
+        return
+    table = Table(title="suites", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("id", no_wrap=True, min_width=max(len(s["id"]) for s in suites))
+    for header in ("preset", "dataset", "seeds", "status", "report"):
+        table.add_column(header, no_wrap=True)
+    for suite in suites:
+        table.add_row(
+            escape(suite["id"]),
+            escape(suite["preset"]),
+            escape(suite["dataset"]),
+            str(suite.get("seeds", 1)),
+            output.styled(suite.get("status")),
+            escape(suite["report"]["status"]),
+        )
+    output.out().print(table)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Response
@@ -20,6 +17,13 @@ from weightspace.adapters.integrity import verified_chunks
 from weightspace.imports import state_dict_file
 from weightspace.snapshots import ChecksumError, ObjectNotFound, sha256_hex
 from weightspace.spec import AnySpec, UploadSpec
+from weightspace_service.cursors import (
+    after_created,
+    bad_cursor,
+    created_cursor,
+    decode_cursor,
+    encode_cursor,
+)
 from weightspace_service.deps import (
     AUTHENTICATED,
     PrincipalDep,
@@ -32,15 +36,18 @@ from weightspace_service.params import INT32_MAX, Cursor, EpochPath, Limit, RunP
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
+    PATCH_EXAMPLES,
     DamagedSnapshotOut,
     ExperimentOut,
     ExperimentPage,
+    ExperimentPatch,
     RunOut,
     RunPage,
     SnapshotOut,
     SnapshotPage,
     Status,
 )
+from weightspace_service.schemas.experiments import TAG_PATTERN
 
 router = APIRouter(
     prefix="/experiments",
@@ -73,21 +80,6 @@ SPEC_EXAMPLES = {
         "value": {"source": "upload", "name": "my-resnet", "replicas": 2},
     },
 }
-
-
-def _encode_cursor(*values: object) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
-
-
-def _bad_cursor() -> usecases.InvalidQuery:
-    return usecases.InvalidQuery("cursor", "not a cursor returned by this API")
-
-
-def _decode_cursor(cursor: str) -> object:
-    try:
-        return json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, UnicodeError, RecursionError):
-        raise _bad_cursor() from None
 
 
 @router.post(
@@ -162,26 +154,17 @@ def list_experiments(
     status: Annotated[
         Status | None, Query(description="Only experiments with this status.")
     ] = None,
+    tag: Annotated[
+        str | None, Query(pattern=TAG_PATTERN, description="Only experiments with this tag.")
+    ] = None,
 ) -> ExperimentPage:
     """The caller's experiments, newest first."""
-    after = None
-    if cursor is not None:
-        values = _decode_cursor(cursor)
-        if not (
-            isinstance(values, list)
-            and len(values) == 2
-            and all(isinstance(v, str) for v in values)
-        ):
-            raise _bad_cursor()
-        try:
-            after = (datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
-        except ValueError:
-            raise _bad_cursor() from None
-    items = usecases.list_experiments(session, principal, limit=limit, after=after, status=status)
+    after = after_created(cursor)
+    items = usecases.list_experiments(
+        session, principal, limit=limit, after=after, status=status, tag=tag
+    )
     next_cursor = (
-        _encode_cursor(items[-1].created_at.isoformat(), str(items[-1].id))
-        if len(items) == limit
-        else None
+        created_cursor(items[-1].created_at, items[-1].id) if len(items) == limit else None
     )
     return ExperimentPage(items=[ExperimentOut.of(e) for e in items], next_cursor=next_cursor)
 
@@ -198,6 +181,28 @@ def get_experiment(
         for r in usecases.damaged_snapshots(session, experiment)
     ]
     return ExperimentOut.of(experiment, damaged)
+
+
+@router.patch(
+    "/{experiment_id}", response_model=ExperimentOut, responses=problem_responses(404, 422)
+)
+def annotate_experiment(
+    experiment_id: uuid.UUID,
+    body: Annotated[ExperimentPatch, Body(openapi_examples=PATCH_EXAMPLES)],
+    session: SessionDep,
+    principal: PrincipalDep,
+) -> ExperimentOut:
+    """Set the experiment's tags (replacing its own) and its note; a field left out is kept.
+    Any experiment, in any state: they describe it and change nothing it computes."""
+    experiment = usecases.annotate(
+        session,
+        principal,
+        experiment_id,
+        tags=body.tags,
+        note=body.note,
+        set_note="note" in body.model_fields_set,
+    )
+    return ExperimentOut.of(experiment)
 
 
 @router.get("/{experiment_id}/runs", response_model=RunPage, responses=problem_responses(404, 422))
@@ -224,17 +229,17 @@ def list_snapshots(
     experiment = usecases.get_experiment(session, principal, experiment_id)
     after = None
     if cursor is not None:
-        values = _decode_cursor(cursor)
+        values = decode_cursor(cursor)
         if not (
             isinstance(values, list)
             and len(values) == 1
             and type(values[0]) is int  # not a bool
             and 0 <= values[0] <= INT32_MAX
         ):
-            raise _bad_cursor()
+            raise bad_cursor()
         after = values[0]
     records = usecases.list_snapshots(session, experiment, run, limit=limit, after_epoch=after)
-    next_cursor = _encode_cursor(records[-1].epoch) if len(records) == limit else None
+    next_cursor = encode_cursor(records[-1].epoch) if len(records) == limit else None
     return SnapshotPage(items=[SnapshotOut.of(r) for r in records], next_cursor=next_cursor)
 
 

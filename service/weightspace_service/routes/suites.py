@@ -13,6 +13,7 @@ from weightspace.adapters.db import Suite
 from weightspace.adapters.experiments import Conflict
 from weightspace.presets import load_preset, preset_names
 from weightspace.vocabulary import DatasetName, PresetName
+from weightspace_service.cursors import after_created, created_cursor
 from weightspace_service.deps import (
     AUTHENTICATED,
     PrincipalDep,
@@ -20,6 +21,7 @@ from weightspace_service.deps import (
     StoreDep,
     SubmissionDep,
 )
+from weightspace_service.params import Cursor, Limit
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
@@ -30,6 +32,7 @@ from weightspace_service.schemas import (
     PresetOut,
     SuiteIn,
     SuiteOut,
+    SuitePage,
 )
 
 router = APIRouter(
@@ -114,6 +117,20 @@ def create_suite(
     out.warnings = warnings
     return JSONResponse(
         out.model_dump(mode="json"), status_code=202, headers={"Location": f"/suites/{suite.id}"}
+    )
+
+
+@router.get("/suites", response_model=SuitePage, responses=problem_responses(422))
+def list_suites(
+    session: SessionDep, principal: PrincipalDep, limit: Limit = 50, cursor: Cursor = None
+) -> SuitePage:
+    """The caller's suites, newest first, each with its experiments and report status."""
+    items = usecases.list_suites(session, principal, limit=limit, after=after_created(cursor))
+    next_cursor = (
+        created_cursor(items[-1].created_at, items[-1].id) if len(items) == limit else None
+    )
+    return SuitePage(
+        items=[SuiteOut.of(s, usecases.suite_status(s)) for s in items], next_cursor=next_cursor
     )
 
 

@@ -28,10 +28,12 @@ from weightspace_service.schemas.common import (
     Status,
 )
 from weightspace_service.schemas.experiments import (
+    PATCH_EXAMPLES,
     DamagedSnapshotOut,
     ExperimentLinks,
     ExperimentOut,
     ExperimentPage,
+    ExperimentPatch,
     RunOut,
     RunPage,
     Seeds,
@@ -76,12 +78,14 @@ from weightspace_service.schemas.suites import (
     SuiteExperiment,
     SuiteIn,
     SuiteOut,
+    SuitePage,
     SuiteReport,
 )
 
 __all__ = [
     "ANALYSIS_EXAMPLES",
     "MAX_SEEDS",
+    "PATCH_EXAMPLES",
     "SUITE_EXAMPLES",
     "AnalysisIn",
     "AnalysisOut",
@@ -96,6 +100,7 @@ __all__ = [
     "ExperimentLinks",
     "ExperimentOut",
     "ExperimentPage",
+    "ExperimentPatch",
     "GradientOut",
     "Health",
     "JointBarrierLine",
@@ -130,6 +135,7 @@ __all__ = [
     "SuiteExperiment",
     "SuiteIn",
     "SuiteOut",
+    "SuitePage",
     "SuiteReport",
     "TrajectoryOut",
     "TrajectoryPoint",

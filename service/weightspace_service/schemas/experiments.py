@@ -8,7 +8,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from weightspace import vocabulary
 from weightspace.adapters.db import Experiment, Run, SnapshotRecord
@@ -127,6 +129,8 @@ class ExperimentOut(BaseModel):
         description="Snapshots found missing or corrupt (analyses that need them answer 409).",
     )
     warnings: list[str] = _warnings()
+    tags: list[str] = Field(default_factory=list, description="Its tags, sorted (`PATCH`).")
+    note: str | None = Field(default=None, description="Its note (`PATCH`).")
 
     @classmethod
     def of(
@@ -149,6 +153,8 @@ class ExperimentOut(BaseModel):
             damaged_snapshots=damaged or [],
             suite_id=experiment.suite_id,
             role=experiment.role,
+            tags=experiment.tags,
+            note=experiment.note,
             links=ExperimentLinks(
                 self=base,
                 runs=f"{base}/runs",
@@ -161,6 +167,38 @@ class ExperimentOut(BaseModel):
                 else None,
             ),
         )
+
+
+#: A tag: a short plain word (letters, digits, ``_ . : -``), as ``list --tag`` takes it.
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
+MAX_TAGS = 32
+
+
+class ExperimentPatch(BaseModel):
+    """What `PATCH /experiments/{id}` may change; a field left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[Tag] | None = Field(
+        default=None,
+        max_length=MAX_TAGS,
+        description="Its tags, replacing the ones it has (`[]` removes all); repeats count once.",
+    )
+    note: str | None = Field(
+        default=None,
+        max_length=10_000,
+        description="Its note (`null` or an empty string removes it).",
+    )
+
+
+PATCH_EXAMPLES = {
+    "tags": {
+        "summary": "Tag an experiment and note why it was run",
+        "value": {"tags": ["baseline", "lr-0.1"], "note": "the control for the wide MLP"},
+    },
+    "untag": {"summary": "Remove every tag, keep the note", "value": {"tags": []}},
+}
 
 
 class ExperimentPage(BaseModel):

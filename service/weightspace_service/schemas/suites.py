@@ -128,6 +128,13 @@ class SuiteOut(BaseModel):
         )
 
 
+class SuitePage(BaseModel):
+    items: list[SuiteOut] = Field(description="This page's suites, newest first.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
 class ReferenceOut(BaseModel):
     description: str = Field(
         description="What the null model or control is and how it was obtained."
