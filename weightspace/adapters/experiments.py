@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TypeVar
 
@@ -19,13 +21,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from weightspace.adapters import outbox
-from weightspace.adapters.access import ANONYMOUS as ANONYMOUS
+from weightspace.adapters.access import (  # re-exported: the use cases' shared vocabulary
+    ANONYMOUS as ANONYMOUS,
+)
 from weightspace.adapters.access import Conflict as Conflict
 from weightspace.adapters.access import InvalidQuery as InvalidQuery
 from weightspace.adapters.access import NotFound as NotFound
 from weightspace.adapters.access import Principal as Principal
+from weightspace.adapters.access import Unsupported as Unsupported
 from weightspace.adapters.db import (
     Experiment,
+    ExperimentTag,
     Run,
     SnapshotRecord,
     Suite,
@@ -130,6 +136,7 @@ def list_experiments(
     limit: int,
     after: tuple[datetime, uuid.UUID] | None,
     status: str | None,
+    tag: str | None = None,
 ) -> list[Experiment]:
     """Newest first; ``after`` is the (created_at, id) of the last item of the previous page."""
     # Runs in one more statement for the whole page (not one per experiment).
@@ -138,6 +145,12 @@ def list_experiments(
         query = query.where(Experiment.owner == principal.id)
     if status is not None:
         query = query.where(Experiment.status == status)
+    if tag is not None:
+        query = query.where(
+            select(ExperimentTag.tag)
+            .where((ExperimentTag.experiment_id == Experiment.id) & (ExperimentTag.tag == tag))
+            .exists()
+        )
     if after is not None:
         created, last_id = after
         query = query.where(
@@ -146,6 +159,42 @@ def list_experiments(
         )
     query = query.order_by(Experiment.created_at.desc(), Experiment.id.desc()).limit(limit)
     return list(session.scalars(query))
+
+
+def annotate(
+    session: Session,
+    principal: Principal,
+    experiment_id: uuid.UUID,
+    *,
+    tags: list[str] | None = None,
+    note: str | None = None,
+    set_note: bool = False,
+) -> Experiment:
+    """Replace the experiment's tags (when ``tags`` is given) and its note (when ``set_note``);
+    any state, any source: they describe it, they change nothing it computes."""
+    experiment = get_locked(session, principal, Experiment, experiment_id)
+    if tags is not None:
+        kept = {row.tag: row for row in experiment.tag_rows if row.tag in tags}
+        experiment.tag_rows = [kept.get(tag) or ExperimentTag(tag=tag) for tag in sorted(set(tags))]
+    if set_note:
+        experiment.note = note if note and note.strip() else None
+    session.commit()
+    return experiment
+
+
+def display_names(
+    session: Session, principal: Principal, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """What figures and tables call each experiment: its name, or the start of its id when it has
+    none; a name that two of them share gets the start of the id beside it."""
+    found = {i: get_experiment(session, principal, i) for i in dict.fromkeys(ids)}
+    shared = Counter(e.name for e in found.values() if e.name)
+    names = {}
+    for i, experiment in found.items():
+        short = str(i)[:8]
+        name = experiment.name
+        names[i] = short if not name else name if shared[name] == 1 else f"{name} ({short})"
+    return names
 
 
 def get_run(session: Session, experiment: Experiment, run: int) -> Run:
