@@ -145,13 +145,6 @@ def disagreement(
     return _disagreement(_predictions(spec, data, a, device), _predictions(spec, data, b, device))
 
 
-def _control_partner(result: ExperimentResult, run: list[int], target: float) -> int:
-    """The run's own snapshot (not its last) whose distance from its last is closest to ``target``."""
-    distances = result.gram.distances()
-    earlier = run[:-1]
-    return min(earlier, key=lambda i: abs(distances[i, run[-1]] - target))
-
-
 def barriers(
     result: ExperimentResult,
     data: Dataset,
@@ -159,8 +152,9 @@ def barriers(
     points: int = LINE_POINTS,
     device: str | torch.device = "cpu",
 ) -> BarrierReport:
-    """Lines between every two runs' final solutions, and per run the control line from its
-    solution to its own earlier snapshot at the runs' mean separation (see claim 4).
+    """Lines between every two runs' final solutions, and per run the control line between its
+    own last two snapshots: two points at about the same loss that SGD connects, the noise
+    floor of a barrier (see claim 4).
 
     Each snapshot at an end of some line is evaluated once (losses and test predictions): a
     final solution ends four lines of five runs, and its control.
@@ -172,9 +166,8 @@ def barriers(
     runs = result.run_indices()
     finals = {run: positions[-1] for run, positions in runs.items()}
     pairs = [("pair", finals[r], finals[s]) for r, s in itertools.combinations(sorted(finals), 2)]
-    separation = float(np.mean([distances[i, j] for _, i, j in pairs])) if pairs else 0.0
     controls = [
-        ("control", _control_partner(result, positions, separation), positions[-1])
+        ("control", positions[-2], positions[-1])
         for positions in runs.values()
         if len(positions) >= 2
     ]

@@ -11,6 +11,8 @@ a Wishart matrix that the Bartlett decomposition samples in ``O(m^2)`` operation
   explained-variance spectrum and each walk's straightness.
 - :func:`sign_flip_band`: the full-batch gradient norm expected at a critical point, from the
   chunk gradients' Gram matrix by random sign flips (a permutation test of "mean gradient zero").
+- :func:`confined_null`: the growth exponent of the mean squared displacement with lag for a
+  process confined near a point (a stationary Ornstein-Uhlenbeck process): "stuck, jittering".
 - :func:`band`: the 95% band of simulated values.
 """
 
@@ -207,6 +209,55 @@ def walk_null(
             np.stack([_straightness(dot[:, a:b, a:b]) for a, b in itertools.pairwise(bounds)], 1)
         )
     return WalkNull(np.concatenate(ratios), np.concatenate(straight))
+
+
+def msd_exponent(dot: np.ndarray) -> np.ndarray | float:
+    """Growth exponent of the mean squared displacement with lag: the least-squares slope of
+    log MSD(L) on log L, L = 1 ... n - 1, for the points (in order) whose dot products are ``dot``.
+
+    0 for points confined near one spot (the MSD saturates), 1 for free diffusion (a random walk),
+    2 for travel at constant velocity. ``dot`` has shape (n, n), or (samples, n, n) for a batch.
+    """
+    batch = np.asarray(dot, dtype=np.float64)
+    single = batch.ndim == 2
+    batch = batch[None] if single else batch
+    n = batch.shape[-1]
+    if n < 3:
+        raise ValueError("the MSD exponent needs 3 or more points")
+    diag = np.diagonal(batch, axis1=1, axis2=2)
+    squared = np.clip(diag[:, :, None] + diag[:, None, :] - 2 * batch, 0.0, None)
+    lags = np.arange(1, n)
+    msd = np.stack([np.diagonal(squared, lag, 1, 2).mean(axis=1) for lag in lags], axis=1)
+    x = np.log(lags) - np.log(lags).mean()
+    y = np.log(np.clip(msd, 1e-300, None))
+    slopes: np.ndarray = ((y - y.mean(axis=1, keepdims=True)) @ x) / (x @ x)
+    return float(slopes[0]) if single else slopes
+
+
+def confined_null(
+    points: int,
+    dimension: int,
+    relaxation: float,
+    *,
+    samples: int = NULL_SAMPLES,
+    seed: int | None = None,
+) -> np.ndarray:
+    """MSD exponents (:func:`msd_exponent`) of ``points`` snapshots of a process confined near a
+    point: a stationary Ornstein-Uhlenbeck process in ``R^dimension`` whose memory of its position
+    decays by ``e`` every ``relaxation`` snapshot intervals (simulated exactly through its Gram).
+
+    Its MSD grows until about ``relaxation`` intervals, then saturates: a process that jitters in
+    a region it crosses in that time. Scale-free: the exponent does not depend on the step size.
+    """
+    rho = float(np.exp(-1.0 / relaxation))
+    mixing = np.zeros((points, points))  # x_t = rho x_{t-1} + e_t, x_0 stationary
+    mixing[0, 0] = 1.0 / np.sqrt(1.0 - rho**2)
+    for t in range(1, points):
+        mixing[t] = rho * mixing[t - 1]
+        mixing[t, t] = 1.0
+    noise = wishart_gram(points, dimension, _rng(seed), samples)
+    exponents: np.ndarray = np.asarray(msd_exponent(mixing @ noise @ mixing.T))
+    return exponents
 
 
 def sign_flip_norms(

@@ -190,8 +190,8 @@ def _plan(
             "barriers",
             "Loss barriers between final solutions",
             "Claim 4: left, the train loss along the straight line between every two runs' final "
-            "solutions (solid) and along each control line, from a run's solution to its own "
-            "earlier snapshot at about the runs' separation (dotted); right, each line's barrier "
+            "solutions (solid) and along each control line, between a run's own last two "
+            "snapshots at about the same loss (dotted); right, each line's barrier "
             "(the largest excess of the loss over the straight interpolation of its end losses), "
             "with the controls' 95% band shaded.",
             partial(figures.barrier_lines, reports) if reports else None,
@@ -289,9 +289,18 @@ def _tests_html(tests: Sequence[Mapping[str, Any]]) -> str:
             f'<span class="num">{html.escape(_interval(test))}</span> {side} '
             f'<span class="ref {kind}">{kind} {html.escape(band)}</span>'
             f'{html.escape(bound)} <span class="passed">({html.escape(passed)} beyond)</span>'
+            f"{_effect_html(test.get('effect'), kind)}"
             f'<div class="how">{html.escape(str(reference["description"]))}</div></li>'
         )
     return f'<ul class="tests">{"".join(items)}</ul>'
+
+
+def _effect_html(effect: Mapping[str, Any] | None, kind: str) -> str:
+    """The effect size beside the least one that passes (see ``Test.effect``)."""
+    if not effect:
+        return ""
+    text = f"effect {_interval(effect)} beyond the {kind}'s mean, at least {_number(effect['minimum'])} needed"
+    return f'<div class="effect num">{html.escape(text)}</div>'
 
 
 def _claims_html(claims: Sequence[Mapping[str, Any]]) -> str:
@@ -307,6 +316,10 @@ def _claims_html(claims: Sequence[Mapping[str, Any]]) -> str:
         stability = claim["stability"]
         agree = f"{stability['agree']} of {stability['seeds']} seed{'s' if stability['seeds'] != 1 else ''} agree"
         measured = _tests_html(claim["tests"]) if claim["tests"] else "\u2014"
+        if claim.get("beside"):
+            measured += (
+                f'<div class="beside">beside, not deciding:</div>{_tests_html(claim["beside"])}'
+            )
         extra = _measured_html(_json_safe(claim.get("measured") or {}))
         rows.append(
             f'<tr id="claim-{html.escape(claim["id"])}"><td class="id">{html.escape(claim["id"])}</td>'
@@ -355,6 +368,8 @@ table.claims td { overflow-wrap: anywhere; }
 ul.tests { list-style: none; margin: 0; padding: 0; font-size: 0.92em; }
 ul.tests li { margin-bottom: 6px; }
 .how { color: var(--muted); font-size: 0.88em; }
+.effect { font-size: 0.88em; white-space: normal; }
+.beside { color: var(--muted); font-size: 0.88em; margin-top: 6px; font-style: italic; }
 .ref.null, .ref.control, .ref.tolerance { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
 .stability { color: var(--muted); font-size: 0.85em; margin-top: 4px; }
 ul.measured { list-style: none; margin: 0; padding: 0; font-size: 0.92em; }

@@ -13,6 +13,7 @@ parameter vectors, and how to load a data set.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,9 +29,11 @@ from weightspace.claims import (
     ExperimentResult,
     LineLoss,
     evaluate_claims,
+    late_window,
     summarise,
 )
 from weightspace.data import Dataset
+from weightspace.determinism import tf32_enabled
 from weightspace.spec import ExperimentSpec
 from weightspace.vocabulary import ROLES
 
@@ -48,6 +51,7 @@ class Replicate:
     line: LineLoss | None
     barriers: Mapping[str, BarrierReport | None]
     claims: Sequence[Claim]
+    late_chord: LineLoss | None = None
 
 
 @dataclass(frozen=True)
@@ -73,11 +77,25 @@ class Reproduction:
 
 def line_of(trajectory: ExperimentResult, data: Dataset, device: str) -> LineLoss:
     """Train and test loss from experiment 1's first snapshot (of its first run) to its last."""
+    run = trajectory.run_indices()[min(trajectory.run_indices())]
+    return _line(trajectory, run[0], run[-1], data, device)
+
+
+def late_chord_of(trajectory: ExperimentResult, data: Dataset, device: str) -> LineLoss:
+    """Train and test loss along experiment 1's late chord (claim 1): the straight line from the
+    first snapshot of its late window to its last."""
+    run = trajectory.run_indices()[min(trajectory.run_indices())]
+    late = late_window([trajectory.epochs[i] for i in run])
+    return _line(trajectory, run[late[0]], run[late[-1]], data, device)
+
+
+def _line(
+    trajectory: ExperimentResult, start: int, end: int, data: Dataset, device: str
+) -> LineLoss:
     if trajectory.vector is None:
         raise ValueError("the line needs the trajectory's parameter vectors")
-    run = trajectory.run_indices()[min(trajectory.run_indices())]
-    start, end = trajectory.vector(run[0]), trajectory.vector(run[-1])
-    return landscape.loss_along_line(trajectory.spec, data, start, end, device=device)
+    a, b = trajectory.vector(start), trajectory.vector(end)
+    return landscape.loss_along_line(trajectory.spec, data, a, b, device=device)
 
 
 class _Controls:
@@ -106,9 +124,11 @@ def evaluate_replicate(
     """Lines, barriers, controls and claims of one replicate's finished experiments."""
     controls = controls or _Controls()
     trajectory = results.get("trajectory")
-    line = None
+    line = late_chord = None
     if trajectory is not None and trajectory.vector is not None:
         line = line_of(trajectory, data_for(trajectory.spec), device)
+        if len(trajectory.run_indices()[min(trajectory.run_indices())]) >= 4:
+            late_chord = late_chord_of(trajectory, data_for(trajectory.spec), device)
     barriers: dict[str, BarrierReport | None] = {}
     spread_controls: dict[str, dict[str, np.ndarray]] = {}
     for role in BARRIER_ROLES:
@@ -122,8 +142,8 @@ def evaluate_replicate(
         elif result.vector is not None:
             barriers[role] = landscape.barriers(result, data, device=device)
         spread_controls[role] = controls.of(result, data)
-    claims = evaluate_claims(results, line, barriers, spread_controls)
-    return Replicate(seed, dict(results), line, barriers, claims)
+    claims = evaluate_claims(results, line, barriers, spread_controls, late_chord)
+    return Replicate(seed, dict(results), line, barriers, claims, late_chord)
 
 
 def environment(device: str) -> dict[str, str]:
@@ -136,6 +156,10 @@ def environment(device: str) -> dict[str, str]:
     return {
         "hardware": f"{hardware} ({device}; CPU ISA {torch.backends.cpu.get_cpu_capability()}, "
         f"{torch.get_num_threads()} torch threads)",
+        # What the stability check of docs/results varies: the CPU kernels and TF32.
+        "numerics": f"CPU ISA {torch.backends.cpu.get_cpu_capability()} "
+        f"(ATEN_CPU_CAPABILITY={os.environ.get('ATEN_CPU_CAPABILITY', 'default')}), "
+        f"TF32 {'on' if tf32_enabled() else 'off'} (WEIGHTSPACE_TF32)",
         "software": f"Python {platform.python_version()}, torch {torch.__version__}, "
         f"numpy {np.__version__}",
     }

@@ -95,9 +95,14 @@ def test_claims_json_has_five_claims_with_numbers(
         leaves = list(_leaves(claim["measured"]))
         assert leaves, claim["id"]
         assert all(v is None or isinstance(v, int | float | str) for v in leaves)
-        # Each claim's null or control sits beside its measurement, with its band.
+        # Each claim's null or control sits beside its measurement, with its band; claim 5's
+        # "roughly the same" is a stated tolerance, with chance (a control) reported beside.
         reference = claim.get("null") or claim.get("control")
+        if claim["id"] == "5":
+            reference = claim["tolerance"]
+            assert all("control" in t for t in claim["beside"])
         assert reference is not None and len(reference["band"]) == 2, claim["id"]
+        assert all("effect" in t and "minimum" in t["effect"] for t in claim["tests"])
         assert isinstance(claim["value"], float) and claim["stability"]["seeds"] == 1
     expected = [c.to_dict() for c in reproduction.core.first.claims]
     assert [c["verdict"] for c in claims] == [c["verdict"] for c in expected]

@@ -35,6 +35,12 @@ def test_offline_reproduction_writes_the_report(tmp_path: Path, capsys) -> None:
     measured = [c for c in claims if c["verdict"] != "not measured"]
     assert all("null" in c or "control" in c for c in measured if c["id"] != "2a")
     assert "tolerance" in next(c for c in claims if c["id"] == "2a")
+    # Every test states its effect size and the least effect it needs; claim 1 has its late
+    # chord scanned, 2b its random-walk comparison beside the straight line.
+    assert all("minimum" in t["effect"] for c in measured for t in c["tests"])
+    first = document["seeds"][0]["claims"]
+    assert "train_barrier" in first[0]["measured"]["late_chord"]
+    assert first[2]["beside"][0]["name"] == "straightness_vs_random_walk"
     assert (out / "fig1-trajectory-pca.svg").is_file() and (out / "line-loss.png").is_file()
     assert len(list((out / "snapshots").rglob("*.safetensors"))) == 21
     assert "experiments run: trajectory" in capsys.readouterr().out

@@ -22,7 +22,7 @@ from weightspace.claims.base import (
     barrier,
     relative_rise,
 )
-from weightspace.claims.dynamics import claim_flat_regions
+from weightspace.claims.dynamics import claim_flat_regions, late_window
 from weightspace.claims.paths import (
     claim_few_components,
     claim_line_monotone,
@@ -55,6 +55,7 @@ __all__ = [
     "evaluate_claims",
     "interval",
     "joint_spectrum",
+    "late_window",
     "majority",
     "relative_rise",
     "summarise",
@@ -66,17 +67,19 @@ def evaluate_claims(
     line: LineLoss | None,
     barriers: Mapping[str, BarrierReport | None] | None = None,
     controls: Mapping[str, Mapping[str, Any]] | None = None,
+    late_chord: LineLoss | None = None,
 ) -> list[Claim]:
-    """Every claim from the experiments (keyed by preset role), experiment 1's line, the
-    barriers of experiments 2-4 (keyed by role) and the untrained-initialisation controls."""
+    """Every claim from the experiments (keyed by preset role), experiment 1's line from
+    initialisation to solution and its late chord, the barriers of experiments 2-4 (keyed by
+    role) and the untrained-initialisation controls."""
     barriers = barriers or {}
     trajectory = results.get("trajectory")
     others = [r for role, r in results.items() if role != "trajectory" and r is not None]
     return [
-        claim_flat_regions(trajectory),
+        claim_flat_regions(trajectory, late_chord),
         claim_line_monotone(line, barriers.get("independent-inits")),
         claim_path_not_straight(trajectory),
         claim_few_components(trajectory, others),
-        claim_different_basins(barriers),
+        claim_different_basins(barriers, results),
         claim_equidistant(results, controls),
     ]

@@ -198,6 +198,21 @@ class Test:
             return self.value > band.high and (self.bound is None or self.value >= self.bound)
         return self.value < band.low and (self.bound is None or self.value <= self.bound)
 
+    def effect(self) -> dict[str, Any]:
+        """The effect size: how far the value lies from the reference's mean, positive in the
+        claimed direction; its 95% interval from the reference's band (the value beside each
+        edge); and the least effect that passes (the far edge of the band, or ``bound``)."""
+        band = self.reference.band
+        sign = 1.0 if self.direction == "above" else -1.0
+        edge = band.high if self.direction == "above" else band.low
+        needed = edge if self.bound is None else sign * max(sign * edge, sign * self.bound)
+        ends = sorted(sign * (self.value - b) for b in (band.low, band.high))
+        return {
+            "value": sign * (self.value - band.mean),
+            "interval": ends,
+            "minimum": sign * (needed - band.mean),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -206,6 +221,7 @@ class Test:
             "direction": self.direction,
             self.reference.kind: self.reference.to_dict(),
             "bound": self.bound,
+            "effect": self.effect(),
             "passed": self.passed,
         }
 
@@ -221,6 +237,8 @@ class Claim:
     tests: Sequence[Test] = ()
     measured: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""
+    # Tests reported beside the verdict, not deciding it (another reference, another variant).
+    beside: Sequence[Test] = ()
 
     @property
     def verdict(self) -> Verdict:
@@ -245,6 +263,7 @@ class Claim:
             out["value"] = primary.value
             out[primary.reference.kind] = primary.reference.to_dict()
         out["tests"] = [t.to_dict() for t in self.tests]
+        out["beside"] = [t.to_dict() for t in self.beside]
         out["measured"] = dict(self.measured)
         out["note"] = self.note
         return out

@@ -56,11 +56,24 @@ def _test_summary(name: str, tests: Sequence[dict[str, Any]]) -> dict[str, Any]:
     values = [t["value"] for t in tests]
     mean, low, high = interval(values)
     kind, reference = _reference(tests)
+    bounds = [t["bound"] for t in tests if t.get("bound") is not None]
+    effects = [t["effect"] for t in tests if t.get("effect")]
+    effect: dict[str, Any] | None = None
+    if effects:
+        size, size_low, size_high = interval([e["value"] for e in effects])
+        effect = {
+            "value": size,
+            # over 2+ seeds the t-interval of the mean; for one, the reference band's interval
+            "interval": effects[0]["interval"] if size_low is None else [size_low, size_high],
+            "values": [e["value"] for e in effects],
+            "minimum": float(np.mean([e["minimum"] for e in effects])),
+        }
     return {
         "name": name,
         "description": tests[0]["description"],
         "direction": tests[0]["direction"],
-        "bound": tests[0]["bound"],
+        "bound": float(np.mean(bounds)) if bounds else None,
+        "effect": effect,
         "value": mean,
         "interval": None if low is None else [low, high],
         "values": values,
@@ -68,6 +81,17 @@ def _test_summary(name: str, tests: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "passed": sum(bool(t["passed"]) for t in tests),
         "seeds": len(tests),
     }
+
+
+def _tests_over_seeds(claims: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Each test named in the seeds' ``claims[key]``, summarised over the seeds that have it."""
+    names: list[str] = []
+    for claim in claims:
+        names += [t["name"] for t in claim.get(key, []) if t["name"] not in names]
+    return [
+        _test_summary(name, [t for c in claims for t in c.get(key, []) if t["name"] == name])
+        for name in names
+    ]
 
 
 def summarise(per_seed: Sequence[Sequence[Claim]]) -> list[dict[str, Any]]:
@@ -79,13 +103,7 @@ def summarise(per_seed: Sequence[Sequence[Claim]]) -> list[dict[str, Any]]:
         claims = [seed[position].to_dict() for seed in per_seed]
         verdicts = [c["verdict"] for c in claims]
         verdict = majority(verdicts)
-        names: list[str] = []
-        for claim in claims:
-            names += [t["name"] for t in claim["tests"] if t["name"] not in names]
-        tests = [
-            _test_summary(name, [t for c in claims for t in c["tests"] if t["name"] == name])
-            for name in names
-        ]
+        tests = _tests_over_seeds(claims, "tests")
         summary: dict[str, Any] = {
             "id": first.id,
             "paper": first.paper,
@@ -111,6 +129,7 @@ def summarise(per_seed: Sequence[Sequence[Claim]]) -> list[dict[str, Any]]:
             )
             summary[kind] = primary[kind]
         summary["tests"] = tests
+        summary["beside"] = _tests_over_seeds(claims, "beside")
         summary["measured"] = claims[0]["measured"]
         summary["note"] = next((c["note"] for c in claims if c["note"]), "")
         summaries.append(summary)

@@ -84,6 +84,8 @@ def _test_line(test: Mapping[str, Any]) -> str:
         text += f" {side} {kind} {shown}"
     if "passed" in test:
         text += f" ({test['passed']}/{test.get('seeds', '?')})"
+    if effect := test.get("effect"):
+        text += f"; effect {num(effect.get('value'), 3)} (>= {num(effect.get('minimum'), 3)})"
     return text
 
 
@@ -100,6 +102,9 @@ def _claims_table(claims: Sequence[Claim]) -> Table:
         verdict = str(claim.get("verdict") or "-")
         style = VERDICT_STYLE.get(verdict)
         lines = [_test_line(t) for t in claim.get("tests") or []] or _key_figures(claim)
+        # Tests reported beside the verdict (newer reports; not in the API's Claim type).
+        beside: Sequence[Mapping[str, Any]] = dict[str, Any](claim).get("beside") or []
+        lines += [f"beside: {_test_line(t)}" for t in beside]
         if claim.get("note") and (verdict == "not measured" or not lines):
             lines.append(str(claim["note"]))
         stability = claim.get("stability")
