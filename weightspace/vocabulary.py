@@ -14,10 +14,18 @@ from typing import Literal, get_args
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 TERMINAL: frozenset[Status] = frozenset({"succeeded", "failed", "cancelled"})
+#: Queued or running: not ended yet.
+ACTIVE: frozenset[Status] = frozenset(STATUSES) - TERMINAL
 
 #: A suite's report job.
 ReportStatus = Literal["pending", "building", "ready", "failed"]
 REPORT_STATUSES: tuple[ReportStatus, ...] = get_args(ReportStatus)
+REPORT_TERMINAL: frozenset[ReportStatus] = frozenset({"ready", "failed"})
+
+#: A cached worker job (``cached_jobs``): queued -> ready or failed; a job sharded over workers
+#: is ``joining`` while one task sums its shards.
+JobStatus = Literal["queued", "joining", "ready", "failed"]
+JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
 
 #: Worker queues: ``gpu`` workers use CUDA when they have it; ``cpu`` tasks never touch it.
 Queue = Literal["gpu", "cpu"]

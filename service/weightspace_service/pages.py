@@ -17,7 +17,7 @@ from typing import Any
 
 from weightspace.experiment_figures import FIGURES
 from weightspace.report import IMAGE_CHECK_SCRIPT
-from weightspace.vocabulary import TERMINAL, FigureName
+from weightspace.vocabulary import REPORT_TERMINAL, TERMINAL, FigureName
 from weightspace_service.schemas import ExperimentOut, RunOut, SuiteOut
 
 # Pages of unfinished experiments and suites reload themselves this often (seconds).
@@ -319,7 +319,7 @@ def suite_page(
 <h2 id="report">Report</h2>
 {report_html}
 """
-    refresh = report.status in ("pending", "building")
+    refresh = report.status not in REPORT_TERMINAL
     return page(
         f"Suite {suite.id.hex[:8]} ({suite.preset})", body, refresh=refresh, signed_in=signed_in
     )

@@ -9,6 +9,9 @@ from fastapi import Header, Path, Query
 from pydantic import Field
 
 INT32_MAX = 2**31 - 1
+#: Most epochs one selection of snapshots may name (``GET /experiments/{id}/pca``, each part of
+#: ``POST /analyses``): a query string of that many stays within common 8 KiB request lines.
+MAX_SELECTED_EPOCHS = 256
 
 RunPath = Annotated[int, Path(ge=0, le=INT32_MAX, description="Run index (0-based).")]
 EpochPath = Annotated[int, Path(ge=0, le=INT32_MAX, description="Epoch of the snapshot.")]

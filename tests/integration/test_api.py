@@ -30,6 +30,7 @@ from weightspace.adapters.queue import TRAIN_TASK, make_celery
 from weightspace.adapters.settings import Settings
 from weightspace.snapshots import decode_snapshot
 from weightspace_service.app import create_app
+from weightspace_service.params import MAX_SELECTED_EPOCHS
 
 pytestmark = pytest.mark.integration
 
@@ -303,6 +304,11 @@ def test_analysis_queries_out_of_range_are_named(client: TestClient) -> None:
     assert (
         negative.status_code == 422 and negative.json()["errors"][0]["field"] == "query.components"
     )
+    at_limit = [0, 1, 2] * (MAX_SELECTED_EPOCHS // 3) + [0] * (MAX_SELECTED_EPOCHS % 3)
+    pca = client.get(f"/experiments/{experiment_id}/pca", params={"epochs": at_limit})
+    assert pca.status_code == 200 and {p["epoch"] for p in pca.json()["points"]} == {0, 1, 2}
+    over = client.get(f"/experiments/{experiment_id}/pca", params={"epochs": [*at_limit, 1]})
+    assert over.status_code == 422 and over.json()["errors"][0]["field"] == "query.epochs"
 
 
 def test_gram_is_cached_until_a_snapshot_arrives(client: TestClient, tmp_path: Path) -> None:

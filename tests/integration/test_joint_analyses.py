@@ -15,6 +15,7 @@ from tests.integration.serving import serving
 from weightspace.adapters.settings import Settings
 from weightspace_client import WeightspaceClient
 from weightspace_service.app import create_app
+from weightspace_service.params import MAX_SELECTED_EPOCHS
 
 pytestmark = pytest.mark.integration
 P = 3_000
@@ -97,6 +98,10 @@ def test_joint_analysis_checks_its_selection(ws: WeightspaceClient) -> None:
     assert post([{"experiment": ea}, {"experiment": other}]) == (422, "selection.1.experiment")
     assert post([{"experiment": ea, "runs": [3]}]) == (422, "selection.0.runs")
     assert post([{"experiment": ea}, {"experiment": ea}]) == (422, "selection")
+    at_limit = [0, 1, 2] * (MAX_SELECTED_EPOCHS // 3) + [0] * (MAX_SELECTED_EPOCHS % 3)
+    distances = ws.analyse("distances", [{"experiment": ea, "epochs": at_limit}], timeout=60)
+    assert [s["epoch"] for s in distances["snapshots"]] == [0, 1, 2]
+    assert post([{"experiment": ea, "epochs": [*at_limit, 1]}]) == (422, "selection.0.epochs")
     assert post([{"experiment": str(uuid.uuid4())}])[0] == 404
     assert post([{"experiment": ea}], kind="barriers")[0] == 422
     assert ws.http.get(f"/analyses/{uuid.uuid4()}").status_code == 404

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, delete, func, inspect, select, text
+from sqlalchemy import MetaData, create_engine, delete, func, insert, inspect, select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -19,6 +22,7 @@ from tests.plugins.database import rolled_back_session
 from weightspace.adapters import migrate
 from weightspace.adapters.db import Base, Experiment, Run, SnapshotRecord, make_engine
 from weightspace.adapters.migrate import DatabaseNotMigrated, alembic_config, check, current
+from weightspace.vocabulary import JOB_STATUSES, REPORT_STATUSES, SOURCES, STATUSES
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +110,67 @@ def test_every_migration_up_and_down(empty_url: str) -> None:
     migrate.upgrade(empty_url)  # and back up from there
     assert schema_differences(empty_url) == []
     assert check(empty_url) == head
+
+
+STATUS_CHECKS = "7193f1ca4d48"  # the migration that adds the CHECKs on the status columns
+#: Table -> column -> every value the vocabulary allows (weightspace.vocabulary).
+VOCABULARIES = {
+    "suites": {"report_status": REPORT_STATUSES},
+    "experiments": {"status": STATUSES, "source": SOURCES},
+    "runs": {"status": STATUSES},
+    "cached_jobs": {"status": JOB_STATUSES},
+}
+
+
+def test_status_checks_keep_existing_rows_and_refuse_other_values(empty_url: str) -> None:
+    """On a database written before the CHECKs, rows with every status survive the upgrade
+    unchanged; afterwards the database itself refuses a value outside the vocabulary."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    migrate.upgrade(empty_url, str(script.get_revision(STATUS_CHECKS).down_revision))
+    now = datetime.now(UTC)
+    experiment = uuid.uuid4().hex  # 32 hex digits: what SQLite stores, and PostgreSQL reads
+    rows = {
+        "suites": [
+            {"id": uuid.uuid4().hex, "owner": "o", "preset": "quick", "dataset": "digits"}
+            | {"report_status": status, "created_at": now}
+            for status in REPORT_STATUSES
+        ],
+        "experiments": [
+            {"id": uuid.uuid4().hex, "owner": "o", "spec": {}, "queue": "cpu", "created_at": now}
+            | {"status": status, "source": source}
+            for status, source in zip(STATUSES, itertools.cycle(SOURCES), strict=False)
+        ],
+        "runs": [
+            {"experiment_id": experiment, "run": run, "status": status}
+            for run, status in enumerate(STATUSES)
+        ],
+        "cached_jobs": [
+            {"key": status, "owner": "o", "status": status, "created_at": now}
+            for status in JOB_STATUSES
+        ],
+    }
+    rows["experiments"][0]["id"] = experiment
+    engine = create_engine(empty_url, poolclass=NullPool)
+    try:
+        written = MetaData()
+        written.reflect(engine, only=list(rows))
+        with engine.begin() as connection:
+            for name, values in rows.items():
+                connection.execute(
+                    insert(written.tables[name]), [v | {"updated_at": now} for v in values]
+                )
+
+        migrate.upgrade(empty_url, STATUS_CHECKS)
+        with engine.connect() as connection:
+            for name, columns in VOCABULARIES.items():
+                for column, vocabulary in columns.items():
+                    found = connection.scalars(text(f"SELECT {column} FROM {name}"))
+                    assert set(found) == set(vocabulary), (name, column)
+                    with pytest.raises(IntegrityError, match=f"ck_{name}_{column}"):
+                        connection.execute(text(f"UPDATE {name} SET {column} = 'other'"))
+                    connection.rollback()
+    finally:
+        engine.dispose()
 
 
 def test_schema_uses_the_naming_convention(empty_url: str) -> None:

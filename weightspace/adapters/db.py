@@ -7,6 +7,7 @@ migrations in ``migrations/``; ``metadata`` here is what they are written agains
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -36,6 +38,17 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 from sqlalchemy.types import TypeDecorator
+
+from weightspace.vocabulary import (
+    JOB_STATUSES,
+    REPORT_STATUSES,
+    SOURCES,
+    STATUSES,
+    JobStatus,
+    ReportStatus,
+    Source,
+    Status,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -66,6 +79,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def one_of(column: str, values: Iterable[str]) -> CheckConstraint:
+    """A CHECK that ``column`` holds one of ``values`` (named ``ck_<table>_<column>``)."""
+    listed = ", ".join(f"'{value}'" for value in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=column)
+
+
 class Suite(Base):
     """The paper's experiments submitted together from a preset, and their report."""
 
@@ -76,9 +95,7 @@ class Suite(Base):
     preset: Mapped[str] = mapped_column(String(50))
     dataset: Mapped[str] = mapped_column(String(50))
     seeds: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # replicates
-    report_status: Mapped[str] = mapped_column(
-        String(20), default="pending"
-    )  # pending|building|ready|failed
+    report_status: Mapped[ReportStatus] = mapped_column(String(20), default="pending")
     report_error: Mapped[str | None] = mapped_column(Text)
     report_files: Mapped[list[str] | None] = mapped_column(JSON)
     claims: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
@@ -93,6 +110,8 @@ class Suite(Base):
         passive_deletes=True,
     )
 
+    __table_args__ = (one_of("report_status", REPORT_STATUSES),)
+
 
 class Experiment(Base):
     __tablename__ = "experiments"
@@ -102,7 +121,7 @@ class Experiment(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     queue: Mapped[str] = mapped_column(String(50))
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[Status] = mapped_column(String(20), default="queued")
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -114,7 +133,7 @@ class Experiment(Base):
     role: Mapped[str | None] = mapped_column(String(40))  # the preset's name for it in its suite
     replicate: Mapped[int | None] = mapped_column(Integer)  # its seed index in its suite
     # "train": the service trains it from ``spec``; "upload": its snapshots are uploaded.
-    source: Mapped[str] = mapped_column(String(20), default="train", server_default="train")
+    source: Mapped[Source] = mapped_column(String(20), default="train", server_default="train")
     # Parameter layout (weightspace.imports.Layout.to_json) of uploaded snapshots, fixed by the
     # first upload; every later one must match it.
     layout: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -135,7 +154,11 @@ class Experiment(Base):
         passive_deletes=True,
     )
 
-    __table_args__ = (Index("ix_experiments_owner_created", "owner", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_experiments_owner_created", "owner", "created_at", "id"),
+        one_of("status", STATUSES),
+        one_of("source", SOURCES),
+    )
 
     @property
     def tags(self) -> list[str]:
@@ -167,7 +190,7 @@ class Run(Base):
     pretrain_dropout_seed: Mapped[int | None] = mapped_column(BigInteger)
     # What the numbers were computed with (weightspace.determinism.environment), at the latest snapshot
     environment: Mapped[dict[str, str] | None] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[Status] = mapped_column(String(20), default="queued")
     epoch: Mapped[int | None] = mapped_column(Integer)  # latest completed epoch
     final_epoch: Mapped[int | None] = mapped_column(Integer)  # None for uploaded runs
     train_loss: Mapped[float | None] = mapped_column(
@@ -184,6 +207,8 @@ class Run(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     experiment: Mapped[Experiment] = relationship(back_populates="runs")
+
+    __table_args__ = (one_of("status", STATUSES),)
 
 
 class SnapshotRecord(Base):
@@ -294,10 +319,12 @@ class CachedJob(Base):
     experiment_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("experiments.id", ondelete="CASCADE"), index=True
     )
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[JobStatus] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (one_of("status", JOB_STATUSES),)
 
 
 def make_engine(url: str) -> Engine:

@@ -37,7 +37,7 @@ from weightspace.snapshots import (
 )
 from weightspace.spec import ExperimentSpec
 from weightspace.training import Cancelled, EpochProgress, Trainer
-from weightspace.vocabulary import TERMINAL
+from weightspace.vocabulary import TERMINAL, Status
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,10 @@ class _Recorder:
 
 
 def finish(
-    sessions: sessionmaker[Session], experiment_id: uuid.UUID, status: str, error: str | None = None
+    sessions: sessionmaker[Session],
+    experiment_id: uuid.UUID,
+    status: Status,
+    error: str | None = None,
 ) -> None:
     """Record the experiment's end (and its unfinished runs'), releasing every lease."""
     with sessions() as session:

@@ -25,6 +25,7 @@ from weightspace.adapters.analyses import all_exist
 from weightspace.adapters.db import CachedJob
 from weightspace.adapters.experiments import Conflict
 from weightspace.snapshots import ObjectStore
+from weightspace.vocabulary import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def run(
         return document
 
 
-def _mark(session: Session, key: str, status: str, error: str | None) -> None:
+def _mark(session: Session, key: str, status: JobStatus, error: str | None) -> None:
     session.execute(
         update(CachedJob).where(CachedJob.key == key).values(status=status, error=error)
     )

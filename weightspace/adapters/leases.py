@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from weightspace.adapters import outbox
 from weightspace.adapters.db import Experiment, OutboxEntry, Run, utcnow
 from weightspace.adapters.queue import TRAIN_TASK
-from weightspace.vocabulary import TERMINAL
+from weightspace.vocabulary import ACTIVE, TERMINAL
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def reap(
         )
         candidates = session.execute(
             select(Experiment.id, Experiment.status, Experiment.queue).where(
-                Experiment.status.in_(("running", "queued")),
+                Experiment.status.in_(ACTIVE),
                 ~Experiment.id.in_(live),
             )
         ).all()

@@ -29,6 +29,7 @@ from weightspace.adapters.experiments import Principal
 from weightspace.adapters.settings import Settings
 from weightspace.data import DATASETS
 from weightspace.spec import ExperimentSpec
+from weightspace.vocabulary import ACTIVE
 
 FLOAT_BYTES = 4  # snapshots store float32 parameter vectors
 
@@ -112,7 +113,7 @@ def check_owner(
     active = session.scalar(
         select(func.count())
         .select_from(Experiment)
-        .where(Experiment.owner == principal.id, Experiment.status.in_(("queued", "running")))
+        .where(Experiment.owner == principal.id, Experiment.status.in_(ACTIVE))
     )
     if (active or 0) + len(new) > settings.max_active_experiments:
         raise QuotaExceeded(

@@ -34,7 +34,7 @@ from weightspace.report import is_report_file, render_report
 from weightspace.reproduction import assemble, evaluate_replicate
 from weightspace.snapshots import ObjectStore
 from weightspace.spec import DatasetSpec
-from weightspace.vocabulary import TERMINAL
+from weightspace.vocabulary import TERMINAL, ReportStatus, Status
 
 
 def report_key(suite_id: uuid.UUID, name: str) -> str:
@@ -107,7 +107,7 @@ def list_suites(
     return list(session.scalars(query))
 
 
-def suite_status(suite: Suite) -> str:
+def suite_status(suite: Suite) -> Status:
     """queued until one runs; running until all have ended; then failed if any failed."""
     statuses = {e.status for e in suite.experiments}
     if statuses <= TERMINAL:
@@ -225,7 +225,7 @@ def build_report(
 def _set_report(
     sessions: sessionmaker[Session],
     suite_id: uuid.UUID,
-    status: str,
+    status: ReportStatus,
     *,
     files: list[str] | None = None,
     claims: list[dict[str, Any]] | None = None,

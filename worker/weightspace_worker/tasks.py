@@ -77,9 +77,9 @@ def train_experiment(self: Task, experiment_id: str) -> str:
             if attempt < settings.retry_attempts:
                 delay = faults.backoff(attempt, settings.retry_base, settings.retry_max)
                 raise self.retry(countdown=delay, exc=error) from error
-            status = "failed"
             message = f"gave up after {attempt + 1} attempts: {error}"
-            execution.finish(sessions, uuid.UUID(experiment_id), status, message)
+            execution.finish(sessions, uuid.UUID(experiment_id), "failed", message)
+            status = "failed"
         except Exception:  # failed for good (execute recorded why): its suite may be done
             suites.enqueue_report(sessions, uuid.UUID(experiment_id))
             raise

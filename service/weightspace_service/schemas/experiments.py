@@ -61,7 +61,7 @@ class RunOut(BaseModel):
     def of(cls, run: Run) -> RunOut:
         return cls(
             run=run.run,
-            status=run.status,  # type: ignore[arg-type]
+            status=run.status,
             epoch=run.epoch,
             final_epoch=run.final_epoch,
             train_loss=run.train_loss,
@@ -140,9 +140,9 @@ class ExperimentOut(BaseModel):
         return cls(
             id=experiment.id,
             name=experiment.name,
-            status=experiment.status,  # type: ignore[arg-type]
+            status=experiment.status,
             queue=experiment.queue,
-            source=experiment.source,  # type: ignore[arg-type]
+            source=experiment.source,
             spec=parse_spec(experiment.spec),
             error=experiment.error,
             created_at=experiment.created_at,

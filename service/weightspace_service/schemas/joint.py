@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from weightspace.adapters import joint
 from weightspace.analysis import PCAResult
-from weightspace_service.params import BoundedInt
+from weightspace_service.params import MAX_SELECTED_EPOCHS, BoundedInt
 from weightspace_service.schemas.landscape import JointBarriers
 
 
@@ -26,7 +26,9 @@ class SelectionIn(BaseModel):
         default=None, max_length=64, description="Runs to include; all by default."
     )
     epochs: list[BoundedInt] | None = Field(
-        default=None, max_length=10_000, description="Epochs to include; all by default."
+        default=None,
+        max_length=MAX_SELECTED_EPOCHS,
+        description="Epochs to include; all by default.",
     )
 
 

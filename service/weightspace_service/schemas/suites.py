@@ -104,14 +104,14 @@ class SuiteOut(BaseModel):
     warnings: list[str] = _warnings()
 
     @classmethod
-    def of(cls, suite: Suite, status: str) -> SuiteOut:
+    def of(cls, suite: Suite, status: Status) -> SuiteOut:
         ready = suite.report_status == "ready"
         return cls(
             id=suite.id,
             preset=suite.preset,
             dataset=suite.dataset,
             seeds=suite.seeds or 1,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             created_at=suite.created_at,
             experiments=[
                 SuiteExperiment(
@@ -120,7 +120,7 @@ class SuiteOut(BaseModel):
                 for e in suite.experiments
             ],
             report=SuiteReport(
-                status=suite.report_status,  # type: ignore[arg-type]
+                status=suite.report_status,
                 error=suite.report_error,
                 url=f"/suites/{suite.id}/report/index.html" if ready else None,
                 files=suite.report_files or [],
