@@ -1,7 +1,7 @@
 """Tags and a note on experiments (PATCH /experiments/{id}).
 
 Revision ID: f1a2b3c4d5e6
-Revises: d3a8c61f0e25
+Revises: 7193f1ca4d48
 Create Date: 2026-12-04 05:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "f1a2b3c4d5e6"
-down_revision: str | Sequence[str] | None = "d3a8c61f0e25"
+down_revision: str | Sequence[str] | None = "7193f1ca4d48"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

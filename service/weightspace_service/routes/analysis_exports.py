@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from celery import Celery
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from weightspace.adapters.analyses import Analyzer
 from weightspace.adapters.experiments import Principal, display_names
-from weightspace.adapters.settings import Settings
-from weightspace.snapshots import ObjectStore
 from weightspace_service import analysis_exports, tables
 from weightspace_service.deps import (
     AUTHENTICATED,
-    AnalyzerDep,
-    CeleryDep,
     PrincipalDep,
     SessionsDep,
-    SettingsDep,
-    StoreDep,
 )
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
@@ -40,26 +33,14 @@ SVG = "image/svg+xml"
 ERRORS = problem_responses(404, 409, 422, 503)
 
 
+#: ``GET /analyses/{id}``'s answer, as the route computes it (200, or 202 while running).
+AnalysisAnswer = Annotated[JSONResponse, Depends(joint.get_analysis)]
+
+
 async def _finished(
-    analysis_id: uuid.UUID,
-    here: str,
-    sessions: sessionmaker[Session],
-    store: ObjectStore,
-    principal: Principal,
-    analyzer: Analyzer,
-    celery: Celery,
-    settings: Settings,
+    answer: JSONResponse, here: str, sessions: sessionmaker[Session], principal: Principal
 ) -> tuple[AnalysisOut, dict[uuid.UUID, str]] | JSONResponse:
     """The finished analysis and its experiments' names, or its 202 (polling ``here``)."""
-    answer = await joint.get_analysis(
-        analysis_id=analysis_id,
-        sessions=sessions,
-        store=store,
-        principal=principal,
-        analyzer=analyzer,
-        celery=celery,
-        settings=settings,
-    )
     if answer.status_code == 202:
         answer.headers["Location"] = here
         return answer
@@ -86,26 +67,14 @@ async def _finished(
 )
 async def get_analysis_csv(
     analysis_id: uuid.UUID,
+    answer: AnalysisAnswer,
     sessions: SessionsDep,
-    store: StoreDep,
     principal: PrincipalDep,
-    analyzer: AnalyzerDep,
-    celery: CeleryDep,
-    settings: SettingsDep,
 ) -> Response:
     """The analysis as CSV: `pca` a row per snapshot (`experiment,name,run,epoch,pc1,...`),
     `distances` a row per ordered pair of snapshots, `barriers` a row per line. 202 while it is
     computed, as `GET /analyses/{id}`."""
-    found = await _finished(
-        analysis_id,
-        f"/analyses/{analysis_id}/table.csv",
-        sessions,
-        store,
-        principal,
-        analyzer,
-        celery,
-        settings,
-    )
+    found = await _finished(answer, f"/analyses/{analysis_id}/table.csv", sessions, principal)
     return found if isinstance(found, JSONResponse) else analysis_exports.csv(*found)
 
 
@@ -123,26 +92,14 @@ async def get_analysis_csv(
 )
 async def get_analysis_svg(
     analysis_id: uuid.UUID,
+    answer: AnalysisAnswer,
     sessions: SessionsDep,
-    store: StoreDep,
     principal: PrincipalDep,
-    analyzer: AnalyzerDep,
-    celery: CeleryDep,
-    settings: SettingsDep,
 ) -> Response:
     """The analysis drawn, each snapshot named by its experiment: `pca` the runs' paths in the
     joint PC1-PC2 plane (axes to scale), `distances` the distance matrix, `barriers` the test
     loss along each line. 202 while it is computed; 409 when it has too few snapshots."""
-    found = await _finished(
-        analysis_id,
-        f"/analyses/{analysis_id}/figure.svg",
-        sessions,
-        store,
-        principal,
-        analyzer,
-        celery,
-        settings,
-    )
+    found = await _finished(answer, f"/analyses/{analysis_id}/figure.svg", sessions, principal)
     if isinstance(found, JSONResponse):
         return found
     data = await run_in_threadpool(analysis_exports.svg, *found)
