@@ -384,9 +384,14 @@ class StoredVector:
 
     Reads must cover the vector in order, each byte once (as :func:`weightspace.analysis.gram`
     does); the params checksum is verified when the last byte has been read.
+
+    ``window=(start, stop)`` makes it the slice ``[start, stop)`` of the vector (a shard of a
+    sharded Gram): only those bytes are read from the store, indices are relative to ``start``,
+    and the params checksum, which covers the whole vector, is verified only when the window
+    is the whole vector.
     """
 
-    def __init__(self, store: ObjectStore, key: str) -> None:
+    def __init__(self, store: ObjectStore, key: str, window: tuple[int, int] | None = None) -> None:
         self.store = store
         self.key = key
         prefix = store.get_range(key, 0, HEADER_PROBE_BYTES)
@@ -395,14 +400,20 @@ class StoredVector:
             prefix = store.get_range(key, 0, total)
         header = parse_header(prefix)
         _check_format(header.metadata, SNAPSHOT_FORMAT)
-        self._begin, self._end = header.params_range()
+        self._begin, end = header.params_range()
         self._dtype = np.dtype(header.params_dtype())
         self._expected = header.metadata["params_sha256"]
         self._digest = hashlib.sha256()
         self._position = 0
-        self.size = (self._end - self._begin) // self._dtype.itemsize
-        if self.size == 0:
+        whole = (end - self._begin) // self._dtype.itemsize
+        if whole == 0:
             raise ValueError(f"snapshot {key} has an empty parameter vector")
+        start, stop = window or (0, whole)
+        if not 0 <= start < stop <= whole:
+            raise ValueError(f"window [{start}, {stop}) is not within the {whole} parameters")
+        self._begin += start * self._dtype.itemsize
+        self._whole = (start, stop) == (0, whole)
+        self.size = stop - start
 
     def read(self, start: int, stop: int) -> np.ndarray:
         if start != self._position:
@@ -413,8 +424,10 @@ class StoredVector:
         )
         if len(data) != width * (stop - start):
             raise ValueError(f"short read from {self.key}")
-        self._digest.update(data)
         self._position = stop
+        if not self._whole:
+            return np.frombuffer(data, dtype=self._dtype)
+        self._digest.update(data)
         if stop == self.size and self._digest.hexdigest() != self._expected:
             raise ChecksumError(f"snapshot {self.key} does not match params_sha256")
         return np.frombuffer(data, dtype=self._dtype)

@@ -83,13 +83,15 @@ def fingerprint(refs: Sequence[SnapshotRef]) -> str:
 class _Vector:
     """A snapshot's parameter vector whose read errors name the snapshot (see DamagedSnapshot)."""
 
-    def __init__(self, store: ObjectStore, ref: SnapshotRef) -> None:
+    def __init__(
+        self, store: ObjectStore, ref: SnapshotRef, window: tuple[int, int] | None = None
+    ) -> None:
         self.ref = ref
         self._vector = self._guard(
             lambda: (
-                StoredVector(store, ref.key)
+                StoredVector(store, ref.key, window)
                 if ref.pieces is None
-                else ReorderedVector(store, ref.key, ref.pieces)
+                else ReorderedVector(store, ref.key, ref.pieces, window)
             )
         )
         self.size = self._vector.size
@@ -119,8 +121,11 @@ class _Vector:
         return values
 
 
-def _keys(experiment_id: uuid.UUID) -> tuple[str, str]:
+def _keys(experiment_id: uuid.UUID, shard: tuple[int, int] | None = None) -> tuple[str, str]:
+    """Where the Gram is cached; a shard's partial Gram under ``gram/shards/<start>-<stop>/``."""
     base = f"{experiment_prefix(experiment_id)}gram/"
+    if shard is not None:
+        base += f"shards/{shard[0]}-{shard[1]}/"
     return base, f"{base}latest.json"
 
 
@@ -141,9 +146,12 @@ class Cached:
     fingerprint: str
 
 
-def load_latest(store: ObjectStore, experiment_id: uuid.UUID) -> Cached | None:
-    """The experiment's latest cached Gram, or ``None`` if there is none or it cannot be read."""
-    base, latest = _keys(experiment_id)
+def load_latest(
+    store: ObjectStore, experiment_id: uuid.UUID, shard: tuple[int, int] | None = None
+) -> Cached | None:
+    """The experiment's latest cached Gram (of ``shard``'s parameters if given), or ``None`` if
+    there is none or it cannot be read."""
+    base, latest = _keys(experiment_id, shard)
     try:
         meta = json.loads(store.get(latest))
         matrix = _decode(store.get(f"{base}{meta['fingerprint']}.npy"))
@@ -159,10 +167,14 @@ def load_latest(store: ObjectStore, experiment_id: uuid.UUID) -> Cached | None:
 
 
 def save(
-    store: ObjectStore, experiment_id: uuid.UUID, cached: Cached, previous: str | None
+    store: ObjectStore,
+    experiment_id: uuid.UUID,
+    cached: Cached,
+    previous: str | None,
+    shard: tuple[int, int] | None = None,
 ) -> None:
     """Write the matrix, then point ``latest.json`` at it, then drop the superseded matrix."""
-    base, latest = _keys(experiment_id)
+    base, latest = _keys(experiment_id, shard)
     store.put(f"{base}{cached.fingerprint}.npy", _encode(cached.gram.matrix))
     meta = {
         "fingerprint": cached.fingerprint,
@@ -189,6 +201,7 @@ def gram_of(
     experiment_id: uuid.UUID,
     refs: Sequence[SnapshotRef],
     alive: Callable[[], bool] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Cached:
     """The Gram of ``refs`` (rows in the returned ``entries`` order), from the cache if it has
     them, else by extending the cached matrix with the missing snapshots' rows; the result is
@@ -196,12 +209,16 @@ def gram_of(
 
     ``alive`` is asked after the cache is written: if the experiment was deleted meanwhile
     (``False``), everything under its prefix is deleted again, so that no cache outlives it.
-    (Deleting sweeps the prefix once more after its commit, so one of the two sees the other.)"""
+    (Deleting sweeps the prefix once more after its commit, so one of the two sees the other.)
+
+    ``shard=(start, stop)``: the partial Gram of parameters ``[start, stop)`` only (read from
+    the store as byte ranges), cached apart from the whole Gram and extended alike; the partial
+    Grams of all shards sum to the whole one (:func:`weightspace.sharding.combine`)."""
     if not refs:
         raise ValueError("no snapshots")
     wanted = {r.entry: r for r in refs}
     fp = fingerprint(sorted(refs, key=lambda r: (r.run, r.epoch)))
-    cached = load_latest(store, experiment_id)
+    cached = load_latest(store, experiment_id, shard)
     if cached is not None and cached.fingerprint == fp and set(cached.entries) == set(wanted):
         _check_analysable(cached, wanted)
         return cached
@@ -216,18 +233,18 @@ def gram_of(
     fresh = [r.entry for r in refs if r.entry not in set(kept)]
     with np.errstate(over="ignore", invalid="ignore"):  # overflow: _check_analysable below
         if base is None:
-            vectors = [_Vector(store, wanted[e]) for e in fresh]
+            vectors = [_Vector(store, wanted[e], shard) for e in fresh]
             gram = analysis.gram(vectors)
             entries = fresh
         else:
-            old = [_Vector(store, wanted[e]) for e in kept]
-            new = [_Vector(store, wanted[e]) for e in fresh]
+            old = [_Vector(store, wanted[e], shard) for e in kept]
+            new = [_Vector(store, wanted[e], shard) for e in fresh]
             gram = analysis.extend_gram(base, old, new)
             entries = kept + fresh
     result = Cached(entries, gram, fp)
     _check_analysable(result, wanted)
     try:
-        save(store, experiment_id, result, None if cached is None else cached.fingerprint)
+        save(store, experiment_id, result, None if cached is None else cached.fingerprint, shard)
     except Exception as error:  # the answer stands; the cache is an optimisation
         log.warning("could not cache the Gram matrix of %s: %s", experiment_id, error)
     if alive is not None and not alive():
