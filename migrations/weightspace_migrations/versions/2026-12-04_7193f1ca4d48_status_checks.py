@@ -4,7 +4,7 @@ The values are those of ``weightspace.vocabulary`` when this was written, copied
 migration stays what it was; a change to a vocabulary needs a migration of its own.
 
 Revision ID: 7193f1ca4d48
-Revises: f1a2b3c4d5e6
+Revises: d3a8c61f0e25
 Create Date: 2026-12-04 05:00:00
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "7193f1ca4d48"
-down_revision: str | Sequence[str] | None = "f1a2b3c4d5e6"
+down_revision: str | Sequence[str] | None = "d3a8c61f0e25"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
