@@ -143,6 +143,19 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether nothing listens on ``host``:``port`` (bound as the server will bind it, with
+    ``SO_REUSEADDR``, so connections closing from a previous run do not count)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
@@ -334,8 +347,8 @@ def wait_healthy(supervisor: Supervisor, child: Child, url: str, timeout: float)
             return "signal"
         if child.process.poll() is not None:
             return "exited"
-        if _answers(f"{url}/health"):
-            return "ok"
+        if _answers(f"{url}/health"):  # ours only while our child lives (it bound the port)
+            return "ok" if child.process.poll() is None else "exited"
         if time.monotonic() >= deadline:
             return "timeout"
         time.sleep(0.25)
@@ -382,6 +395,11 @@ def embedded_service(
     if logs is not None:
         env["PYTHONUNBUFFERED"] = "1"  # a log file is block-buffered: keep a crash's last words
     url = local_url(host, port)
+    if port and not port_is_free(host, port):  # else /health would reach the other server
+        raise SupervisorError(
+            f"port {port} on {host} is taken by another process: stop it, or choose another "
+            "port with --port"
+        )
     # Solo runs one training in the worker's main thread; threads (not prefork) for more,
     # since CUDA cannot be re-initialised in forked children.
     pool = "solo" if concurrency == 1 else "threads"
