@@ -1,6 +1,6 @@
 """Every operation of the weightspace API, written once for the sync and the async client.
 
-Why one module of ~620 lines: one flow per API operation (see :mod:`weightspace_client.flows`),
+Why one module of ~660 lines: one flow per API operation (see :mod:`weightspace_client.flows`),
 so the whole contract -- paths, parameters, bodies, how answers are read -- reads in one place;
 the clients in ``client.py`` and ``aio.py`` only perform the flows' steps.
 """
@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -67,6 +67,8 @@ from weightspace_client.types import (
     SnapshotInfo,
     Suite,
     Trajectory,
+    Verification,
+    VerificationPending,
     WorkerList,
 )
 
@@ -76,6 +78,8 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 _REPORT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 _CSV = {"Accept": "text/csv"}
 _SVG = {"Accept": "image/svg+xml"}
+#: A worker job's answer: its ``status`` is ``ready`` once computed.
+Job = TypeVar("Job", bound=Mapping[str, object])
 
 
 class Operations:
@@ -567,16 +571,8 @@ class Operations:
 
         if not wait:
             return (yield from fetch())
-        return (
-            yield from poll_until(
-                fetch,
-                lambda answer: answer["status"] == "ready",
-                lambda answer: f"landscape of {experiment_id} is still {answer['status']}",
-                every=poll,
-                timeout=timeout,
-                on_update=None,
-            )
-        )
+        what = f"landscape of {experiment_id}"
+        return (yield from _until_ready(fetch, what, every=poll, timeout=timeout))
 
     @operation
     def landscape_svg(
@@ -629,8 +625,57 @@ class Operations:
         response = yield from call("PUT", path, params=params, json=dict(losses))
         return cast(Landscape, response.json())
 
+    @operation
+    def verify(
+        self,
+        experiment_id: str,
+        *,
+        run: int | None = None,
+        epoch: int | None = None,
+        wait: bool = True,
+        poll: float = 1.0,
+        timeout: float | None = None,
+    ) -> Flow[Verification | VerificationPending]:
+        """``POST /experiments/{id}/verify``: a worker replays the training of ``run`` (every
+        run by default) up to snapshot ``epoch`` (the final one) and compares each stored
+        snapshot on the way bit for bit. With ``wait``, poll until the verdict is ready
+        (``verdict`` "identical", or "differs" with the first differing snapshot in
+        ``difference``), raising :class:`TimeoutError` if ``timeout`` seconds pass first."""
+        given = {"run": run, "epoch": epoch}
+        body = {name: int(value) for name, value in given.items() if value is not None}
+        path = f"{experiment_path(experiment_id)}/verify"
+        response = yield from call("POST", path, json=body)
+        if not wait:
+            return cast(VerificationPending, response.json())
+        location = response.headers.get("Location")
+        params = None if location else body  # the Location names them
+
+        def fetch() -> Flow[Verification | VerificationPending]:
+            answer = yield from get(location or path, params)
+            return cast(Verification | VerificationPending, answer)
+
+        what = f"verification of {experiment_id}"
+        return (yield from _until_ready(fetch, what, every=poll, timeout=timeout))
+
 
 # -- the operations' parts ---------------------------------------------------------------------
+
+
+def _until_ready(
+    fetch: Callable[[], Flow[Job]], what: str, *, every: float, timeout: float | None
+) -> Flow[Job]:
+    """Fetch a worker job's answer until its ``status`` is ``ready``; TimeoutError after
+    ``timeout`` seconds."""
+    return (
+        yield from poll_until(
+            fetch,
+            lambda answer: answer["status"] == "ready",
+            lambda answer: f"{what} is still {answer['status']}",
+            every=every,
+            timeout=timeout,
+            on_update=None,
+        )
+    )
 
 
 def _create(

@@ -4,7 +4,7 @@ They mirror the service's ``weightspace_service.schemas`` package (see ``openapi
 Keys marked ``NotRequired`` may be absent; every other key is present, possibly ``null``.
 Timestamps are ISO 8601 strings and ids are UUID strings.
 
-Why one module of ~520 lines: one TypedDict per response schema of openapi/openapi.json,
+Why one module of ~560 lines: one TypedDict per response schema of openapi/openapi.json,
 declarations only, mapped in OPENAPI_SCHEMAS and checked against the document by a test.
 """
 
@@ -457,6 +457,48 @@ class BarriersPending(TypedDict):
     detail: str
 
 
+class MetricValues(TypedDict):
+    stored: float | None  # null if absent or not finite
+    replayed: float | None
+
+
+class Difference(TypedDict):
+    """The first stored snapshot a replay did not reproduce bit for bit."""
+
+    run: int
+    epoch: int
+    # parameters (and perhaps metrics), metrics alone, or a missing or corrupt stored file
+    reason: Literal["parameters", "metrics", "unreadable"]
+    detail: str
+    differing_values: int  # parameters whose bits differ
+    max_abs_difference: float | None  # largest among them; null if none is finite
+    metrics: dict[str, MetricValues]  # the metrics that differ
+    stored_environment: dict[str, str]  # torch version, device, CPU instruction set, threads
+    replay_environment: dict[str, str]
+
+
+class Verification(TypedDict):
+    """``GET /experiments/{id}/verify``: a replay's verdict on the stored snapshots."""
+
+    experiment_id: str
+    status: Literal["ready"]
+    run: int | None  # asked for; null: every run
+    epoch: int | None  # asked for; null: the final epoch
+    verified_at: str
+    verdict: Literal["identical", "differs"]
+    runs: list[int]
+    until_epoch: int
+    compared: list[SnapshotRef]  # reproduced bitwise, in replay order
+    environment: dict[str, str]  # the replay's
+    difference: Difference | None
+
+
+class VerificationPending(TypedDict):
+    experiment_id: str
+    status: Literal["queued"]
+    detail: str
+
+
 class Worker(TypedDict):
     """A live worker, as it advertised itself at its last heartbeat (``GET /workers``)."""
 
@@ -493,6 +535,10 @@ OPENAPI_SCHEMAS: dict[str, str] = {
     "JointBarriers": "JointBarriers",
     "Landscape": "LandscapeOut",
     "LandscapePending": "LandscapePending",
+    "MetricValues": "MetricValues",
+    "Difference": "DifferenceOut",
+    "Verification": "VerificationOut",
+    "VerificationPending": "VerificationPending",
     "FieldError": "FieldError",
     "Problem": "Problem",
     "Metrics": "Metrics",

@@ -40,6 +40,7 @@ from weightspace_service.routes import (
     suites,
     ui,
     uploads,
+    verification,
     workers,
 )
 
@@ -51,6 +52,7 @@ ROUTERS = (
     analysis.router,
     figures.router,
     landscape.router,
+    verification.router,
     joint.router,
     analysis_exports.router,
     suites.router,

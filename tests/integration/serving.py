@@ -1,15 +1,23 @@
-"""A real uvicorn server for an app, in a thread of the test process (for real concurrency)."""
+"""A real uvicorn server for an app, in a thread of the test process (for real concurrency), and
+beside it, where a test needs one, a real Celery worker process."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+
+from tests.e2e.scenario import spawn, stop
+from weightspace.adapters.settings import Settings
+from weightspace_service.app import create_app
 
 
 def free_port() -> int:
@@ -35,3 +43,35 @@ def serving(app: FastAPI, timeout: float = 60) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def api_and_worker(home: Path, database_url: str) -> Iterator[str]:
+    """The API (served here) and a worker process (solo pool, both queues, CPU) sharing
+    ``database_url``, a SQLite broker and a file snapshot store (``home/snapshots``); yields the
+    API's base URL. The worker's log is printed if the block fails."""
+    urls = {
+        "database_url": database_url,
+        "broker_url": f"sqla+sqlite:///{home / 'broker.db'}",
+        "storage_url": f"file://{home / 'snapshots'}",
+    }
+    env = {
+        **os.environ,
+        "WEIGHTSPACE_HOME": str(home),
+        "WEIGHTSPACE_DEVICE": "cpu",
+        **{f"WEIGHTSPACE_{k.upper()}": v for k, v in urls.items()},
+    }
+    log = home / "worker.log"
+    worker = spawn(
+        [sys.executable, "-m", "weightspace_worker", "--queues", "cpu,gpu", "--pool", "solo"],
+        env,
+        log,
+    )
+    try:
+        with serving(create_app(Settings(home=home, **urls))) as url:
+            yield url
+    except BaseException:
+        print(log.read_text()[-4000:])
+        raise
+    finally:
+        stop(worker)

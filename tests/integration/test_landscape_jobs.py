@@ -4,8 +4,6 @@ by a real Celery worker process (PostgreSQL, a SQLite broker, a file snapshot st
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,12 +14,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.e2e.scenario import spawn, stop
-from tests.integration.serving import serving
-from weightspace.adapters.settings import Settings
+from tests.integration.serving import api_and_worker
 from weightspace_client import ApiError, WeightspaceClient
 from weightspace_client.cli import app as cli
-from weightspace_service.app import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,32 +38,11 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ws(home: Path, migrated_postgres_url: str) -> Iterator[WeightspaceClient]:
-    urls = {
-        "database_url": migrated_postgres_url,
-        "broker_url": f"sqla+sqlite:///{home / 'broker.db'}",
-        "storage_url": f"file://{home / 'snapshots'}",
-    }
-    env = {
-        **os.environ,
-        "WEIGHTSPACE_HOME": str(home),
-        "WEIGHTSPACE_DEVICE": "cpu",
-        **{f"WEIGHTSPACE_{k.upper()}": v for k, v in urls.items()},
-    }
-    log = home / "worker.log"
-    worker = spawn(
-        [sys.executable, "-m", "weightspace_worker", "--queues", "cpu,gpu", "--pool", "solo"],
-        env,
-        log,
-    )
-    try:
-        app = create_app(Settings(home=home, **urls))
-        with serving(app) as url, WeightspaceClient(url, timeout=60) as client:
-            yield client
-    except BaseException:
-        print(log.read_text()[-4000:])
-        raise
-    finally:
-        stop(worker)
+    with (
+        api_and_worker(home, migrated_postgres_url) as url,
+        WeightspaceClient(url, timeout=60) as client,
+    ):
+        yield client
 
 
 def until_ready(http: httpx.Client, path: str, first: httpx.Response) -> httpx.Response:

@@ -91,6 +91,8 @@ def concrete(path: str, tenants: Tenants) -> str:
 def body_for(path: str, method: str) -> Any:
     if method != "post":
         return None
+    if path.endswith("/verify"):
+        return {}  # every run, to the final epoch
     return {"preset": "quick", "dataset": "digits"} if path == "/suites" else SPEC
 
 

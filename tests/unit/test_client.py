@@ -40,8 +40,8 @@ from weightspace_client.client import resolve_base_url  # noqa: E402
 EXPERIMENT = "0b7e5f3c-3f4e-4b8e-9a51-6a3cc1f1d2a7"
 SUITE = "5d0c3e2a-8f7b-4c1e-9a0d-2b6f4e8a1c93"
 CLIENT_COMMANDS = [
-    "submit", "list", "status", "wait", "pca", "distances", "trajectory", "landscape", "download",
-    "presets", "reproduce",
+    "submit", "list", "status", "wait", "pca", "distances", "trajectory", "landscape", "verify",
+    "download", "presets", "reproduce",
 ]  # fmt: skip
 SERVER_COMMANDS = ["up", "api", "worker"]
 

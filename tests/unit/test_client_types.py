@@ -48,6 +48,7 @@ UNTYPED = {
     "UploadSpec": "requests: built from create_upload's arguments",
     "AnalysisIn": "requests: built from analyse's arguments",
     "SelectionIn": "part of AnalysisIn",
+    "VerifyIn": "requests: built from verify's arguments",
     "ExperimentPatch": "requests: built from annotate's arguments",
     "LandscapeEvaluation": "requests: built by planes.evaluate (put_landscape's losses)",
     "RunPage": "the client follows the pages and yields their items (Run)",

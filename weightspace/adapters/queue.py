@@ -13,6 +13,7 @@ REPORT_TASK = "weightspace.build_report"
 BARRIERS_TASK = "weightspace.compute_barriers"
 LANDSCAPE_TASK = "weightspace.compute_landscape"
 JOINT_BARRIERS_TASK = "weightspace.compute_joint_barriers"
+VERIFY_TASK = "weightspace.verify_experiment"
 
 
 def _transport_options(settings: Settings) -> dict[str, object]:

@@ -18,6 +18,7 @@ from weightspace.adapters import (
     landscapes,
     logs,
     suites,
+    verifications,
 )
 from weightspace.adapters.db import make_engine, make_sessionmaker
 from weightspace.adapters.queue import (
@@ -26,6 +27,7 @@ from weightspace.adapters.queue import (
     LANDSCAPE_TASK,
     REPORT_TASK,
     TRAIN_TASK,
+    VERIFY_TASK,
 )
 from weightspace.adapters.storage import store_for
 from weightspace.snapshots import ObjectStore
@@ -132,3 +134,15 @@ def compute_joint_barriers(self: Task, analysis_id: str) -> int:
     sessions, store = _resources()
     document = joint_barriers.compute(sessions, store, uuid.UUID(analysis_id), **_job_options(self))
     return len(document["lines"])
+
+
+@app.task(name=VERIFY_TASK, bind=True)
+def verify_experiment(self: Task, experiment_id: str, run: int | None, epoch: int | None) -> str:
+    """Replay an experiment's runs and compare them with its stored snapshots, bit for bit."""
+    sessions, store = _resources()
+    request = verifications.Request(run, epoch)
+    with logs.context(experiment_id=experiment_id):
+        document = verifications.compute_job(
+            sessions, store, uuid.UUID(experiment_id), request, **_job_options(self)
+        )
+    return str(document["verdict"])

@@ -10,6 +10,7 @@ One module per concern, each adding its commands to the one Typer :data:`app`:
 - :mod:`~weightspace_client.cli.lifecycle`: cancel, retry, delete; token (server-side);
 - :mod:`~weightspace_client.cli.analysis`: pca, distances, trajectory;
 - :mod:`~weightspace_client.cli.landscape`: landscape;
+- :mod:`~weightspace_client.cli.verification`: verify;
 - :mod:`~weightspace_client.cli.presets`: presets;
 - :mod:`~weightspace_client.cli.suites`: reproduce;
 - :mod:`~weightspace_client.cli.workers`: workers;
@@ -28,6 +29,7 @@ from weightspace_client.cli import imports as imports
 from weightspace_client.cli import lifecycle as lifecycle
 from weightspace_client.cli import analysis as analysis
 from weightspace_client.cli import landscape as landscape
+from weightspace_client.cli import verification as verification
 from weightspace_client.cli import presets as presets
 from weightspace_client.cli import suites as suites
 from weightspace_client.cli import workers as workers

@@ -3,7 +3,8 @@
 Declarations only, one module per resource: ``common`` (status, metrics, the warnings field),
 ``experiments`` (experiments, runs, snapshots), ``analysis`` (one experiment's analyses),
 ``joint`` (analyses across experiments), ``suites`` (presets, suites, claims), ``service``
-(health, readiness, workers) and ``landscape`` (landscape planes, barriers across experiments).
+(health, readiness, workers), ``landscape`` (landscape planes, barriers across experiments)
+and ``verification`` (replays of an experiment and their verdicts).
 Every public name is re-exported here: ``from weightspace_service.schemas import X``.
 """
 
@@ -81,12 +82,21 @@ from weightspace_service.schemas.suites import (
     SuitePage,
     SuiteReport,
 )
+from weightspace_service.schemas.verification import (
+    VERIFY_EXAMPLES,
+    DifferenceOut,
+    MetricValues,
+    VerificationOut,
+    VerificationPending,
+    VerifyIn,
+)
 
 __all__ = [
     "ANALYSIS_EXAMPLES",
     "MAX_SEEDS",
     "PATCH_EXAMPLES",
     "SUITE_EXAMPLES",
+    "VERIFY_EXAMPLES",
     "AnalysisIn",
     "AnalysisOut",
     "BarrierLineOut",
@@ -96,6 +106,7 @@ __all__ = [
     "ClaimTestOut",
     "ClaimsOut",
     "DamagedSnapshotOut",
+    "DifferenceOut",
     "DistancesOut",
     "ExperimentLinks",
     "ExperimentOut",
@@ -114,6 +125,7 @@ __all__ = [
     "LandscapeOut",
     "LandscapePending",
     "LineOut",
+    "MetricValues",
     "Metrics",
     "PCAOut",
     "PCAPoint",
@@ -139,6 +151,9 @@ __all__ = [
     "SuiteReport",
     "TrajectoryOut",
     "TrajectoryPoint",
+    "VerificationOut",
+    "VerificationPending",
+    "VerifyIn",
     "WorkerList",
     "WorkerOut",
 ]
