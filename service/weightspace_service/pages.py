@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from weightspace.experiment_figures import FIGURES
 from weightspace.report import IMAGE_CHECK_SCRIPT
@@ -123,10 +124,26 @@ def _experiment_label(experiment: ExperimentOut) -> str:
     return experiment.name or f"experiment {experiment.id.hex[:8]}"
 
 
-def experiments_page(items: Sequence[ExperimentOut], *, limit: int, signed_in: bool = False) -> str:
-    """The caller's experiments, newest first, with status and progress."""
+def _tag_links(tags: Sequence[str]) -> str:
+    return " ".join(_link(f"/ui?tag={quote(t)}", t) for t in tags)
+
+
+def experiments_page(
+    items: Sequence[ExperimentOut],
+    *,
+    limit: int,
+    tag: str | None = None,
+    signed_in: bool = False,
+) -> str:
+    """The caller's experiments (those tagged ``tag``), newest first, with status, progress and
+    tags; a box per row chooses the experiments to compare (``/ui/compare``)."""
+    filtered = (
+        f"<p>Tagged <strong>{_text(tag)}</strong> ({_link('/ui', 'all experiments')}).</p>"
+        if tag
+        else ""
+    )
     if not items:
-        body = (
+        body = filtered + (
             "<p>No experiments yet. Submit one with <code>POST /experiments</code> "
             f"(see {_link('/docs', 'the API')}) or <code>weightspace submit</code>.</p>"
         )
@@ -135,9 +152,12 @@ def experiments_page(items: Sequence[ExperimentOut], *, limit: int, signed_in: b
     for e in items:
         suite = _link(f"/ui/suites/{e.suite_id}", e.role or "suite") if e.suite_id else ""
         rows.append(
-            f"<tr><td>{_link(f'/ui/experiments/{e.id}', _experiment_label(e))}</td>"
+            f'<tr><td><input type="checkbox" name="experiment" value="{e.id}" '
+            f'aria-label="compare {escape(_experiment_label(e), quote=True)}"></td>'
+            f"<td>{_link(f'/ui/experiments/{e.id}', _experiment_label(e))}</td>"
             f"<td>{_status(e.status)}</td><td>{progress(e)}</td>"
             f"<td>{len(e.runs)}</td><td>{_text(e.source)}</td><td>{suite}</td>"
+            f"<td>{_tag_links(e.tags)}</td>"
             f"<td>{_text(e.created_at.isoformat(timespec='seconds'))}</td></tr>"
         )
     more = (
@@ -147,12 +167,70 @@ def experiments_page(items: Sequence[ExperimentOut], *, limit: int, signed_in: b
         else ""
     )
     body = (
-        "<table><thead><tr><th>Experiment</th><th>Status</th><th>Progress</th><th>Runs</th>"
-        "<th>Source</th><th>Suite</th><th>Created</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>{more}"
+        f'{filtered}<form method="get" action="/ui/compare">'
+        "<table><thead><tr><th></th><th>Experiment</th><th>Status</th><th>Progress</th>"
+        "<th>Runs</th><th>Source</th><th>Suite</th><th>Tags</th><th>Created</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        "<button>Compare the chosen experiments</button></form>"
+        f"{more}"
     )
     refresh = any(e.status not in TERMINAL for e in items)
     return page("Experiments", body, refresh=refresh, signed_in=signed_in)
+
+
+def _plane_figure(e: ExperimentOut, name: str) -> str:
+    url = f"/experiments/{e.id}/landscape.svg?run=0"
+    return (
+        f'<figure><img src="{escape(url, quote=True)}" alt="loss landscape of {_text(name)}">'
+        f"<figcaption><strong>{_text(name)}</strong>: train and test loss over the plane of "
+        f"PC1 and PC2 of run 0's trajectory (axes in parameter units). {_link(url, 'SVG')}"
+        "</figcaption></figure>"
+    )
+
+
+def compare_page(
+    experiments: Sequence[ExperimentOut],
+    names: Mapping[Any, str],
+    analyses: Mapping[str, Any],
+    *,
+    problem: str | None = None,
+    signed_in: bool = False,
+) -> str:
+    """Experiments side by side: their joint PCA and distances (``analyses``: kind -> the id of
+    the analysis of every run and snapshot) and each one's landscape plane, every figure naming
+    the experiments; ``problem`` says why they cannot be analysed together."""
+    chosen = "".join(
+        f"<li>{_link(f'/ui/experiments/{e.id}', names[e.id])} {_status(e.status)} "
+        f"{_tag_links(e.tags)}</li>"
+        for e in experiments
+    )
+    body = f"<ul>{chosen}</ul>" if chosen else ""
+    if not experiments:
+        body += f"<p>Choose experiments to compare on {_link('/ui', 'the list')}.</p>"
+    elif problem is not None:
+        body += f'<p class="error">They cannot be analysed together: {_text(problem)}</p>'
+    else:
+        captions = {
+            "pca": "Joint PCA: every run's path in one basis, both axes in the same units "
+            "(hollow: first snapshot; filled: last)",
+            "distances": "Distances between every two snapshots",
+        }
+        for kind, caption in captions.items():
+            url = f"/analyses/{analyses[kind]}/figure.svg"
+            table = f"/analyses/{analyses[kind]}/table.csv"
+            body += (
+                f'<figure id="{kind}"><img src="{url}" alt="{_text(caption)}">'
+                f"<figcaption><strong>{_text(caption)}.</strong> "
+                f"{_link(url, 'SVG')} · {_link(table, 'CSV')}</figcaption></figure>"
+            )
+    # Planes need a model: trained experiments' own, or one an upload declared.
+    planes = [e for e in experiments if e.source == "train" or getattr(e.spec, "model", None)]
+    if planes:
+        body += "<h2 id='landscapes'>Landscapes</h2><p class='muted'>A worker computes a plane "
+        body += "the first time it is asked for: reload the page if one is missing.</p>"
+        body += "".join(_plane_figure(e, names[e.id]) for e in planes)
+    refresh = any(e.status not in TERMINAL for e in experiments)
+    return page("Comparison", body, refresh=refresh, signed_in=signed_in)
 
 
 #: The metrics every trained run has, in the order the runs table shows them.
@@ -250,7 +328,10 @@ def experiment_page(
     spec = json.dumps(e.spec.model_dump(mode="json"), indent=2)
     body = f"""<table class="facts"><tbody>{table}</tbody></table>
 <h2 id="runs">Runs</h2>
-<p class="muted">Metrics at each run's latest snapshot (dropout off).</p>
+<p class="muted">Metrics at each run's latest snapshot, evaluated on the whole training and test
+sets with dropout off; not the mean minibatch loss during an epoch (the run's
+<code>train_loss</code> in the API, shown as &ldquo;batch loss&rdquo; by <code>weightspace
+status</code> and <code>wait</code>).</p>
 <table><thead><tr><th>Run</th><th>Status</th><th>Epoch</th>{heads}<th>Downloads</th></tr></thead>
 <tbody>{runs}</tbody></table>
 {f"<h3>Damaged snapshots</h3><ul>{damaged}</ul>" if damaged else ""}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,8 @@ def test_ids_by_prefix_or_name_tags_and_notes(ws: WeightspaceClient) -> None:
     assert kept["tags"] == ["lr-0.1"] and kept["note"] == "why", "a PATCH keeps what it omits"
     assert ws.annotate(alpha, note="")["note"] is None
     assert "tags" in run_cli(ws, "list")
+    shown = " ".join(run_cli(ws, "status", "alpha").split())
+    assert "batch loss" in shown and "evaluated on the training set at the latest snapshot" in shown
 
     for body, field in (
         ({"tags": ["no spaces"]}, "tags.0"),
@@ -151,3 +155,35 @@ def test_analyse_across_experiments_as_tables_csv_and_svg(
     with pytest.raises(ApiError) as refused:
         ws.analysis_svg(single["id"])
     assert refused.value.status == 409
+
+
+def test_the_web_pages_filter_by_tag_and_compare_experiments(ws: WeightspaceClient) -> None:
+    alpha, beta = uploaded(ws, "alpha", 0), uploaded(ws, "beta", 1, runs=1)
+    ws.annotate(alpha, tags=["baseline"])
+    listing = ws.http.get("/ui").text
+    assert f'name="experiment" value="{alpha}"' in listing and 'action="/ui/compare"' in listing
+    assert '<a href="/ui?tag=baseline">baseline</a>' in listing
+    tagged = ws.http.get("/ui", params={"tag": "baseline"}).text
+    assert f"/ui/experiments/{alpha}" in tagged and f"/ui/experiments/{beta}" not in tagged
+    assert ws.http.get("/ui", params={"tag": "no spaces"}).status_code == 422
+
+    page = ws.http.get("/ui/compare", params={"experiment": [alpha, beta]})
+    assert page.status_code == 200, page.text
+    figures = re.findall(r'<img src="(/analyses/[0-9a-f-]+/figure\.svg)"', page.text)
+    assert len(figures) == 2 and ">alpha</a>" in page.text and ">beta</a>" in page.text
+    for url in figures:
+        svg = ws.http.get(url)
+        assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+    table = _rows(ws.http.get(figures[0].replace("figure.svg", "table.csv")).text)
+    assert {r["name"] for r in table} == {"alpha", "beta"}
+    assert "Landscapes" not in page.text  # uploads without a model have no planes
+
+    other = ws.create_upload(name="other-layout", replicas=1)["id"]
+    ws.upload(other, 0, 0, {"v": np.zeros(5, np.float32)})
+    ws.complete(other)
+    refused = ws.http.get("/ui/compare", params={"experiment": [alpha, other]}).text
+    assert "cannot be analysed together" in refused and "layout" in refused
+    assert "Choose experiments" in ws.http.get("/ui/compare").text
+    assert ws.http.get("/ui/compare", params={"experiment": "x"}).status_code == 422
+    missing = ws.http.get("/ui/compare", params={"experiment": str(uuid.uuid4())})
+    assert missing.status_code == 404

@@ -215,6 +215,7 @@ def trajectory(
                 "from origin",
                 "straightness",
                 title=f"run {run.get('run')}",
+                caption="train loss and test acc: evaluated at each snapshot (dropout off)",
             )
             for point in run.get("points") or []:
                 metrics = point.get("metrics") or {}

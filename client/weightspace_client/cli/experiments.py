@@ -139,8 +139,24 @@ def _experiments_table(experiments: Sequence[Experiment]) -> Table:
     return table
 
 
+#: The two training losses, told apart wherever both can be seen.
+LOSS_CAPTION = (
+    "batch loss: mean minibatch loss during the latest epoch (dropout on); "
+    "train loss: evaluated on the training set at the latest snapshot (dropout off)"
+)
+
+
 def _runs_table(runs: Sequence[Run]) -> Table:
-    table = Table("run", "status", "epoch/final", "train loss", "test acc")
+    table = Table(
+        "run",
+        "status",
+        "epoch/final",
+        "batch loss",
+        "train loss",
+        "test acc",
+        caption=LOSS_CAPTION,
+        caption_justify="left",
+    )
     for run in runs:
         metrics: Mapping[str, Any] = run.get("metrics") or {}
         epoch = run.get("epoch")
@@ -149,6 +165,7 @@ def _runs_table(runs: Sequence[Run]) -> Table:
             styled(run.get("status")),
             f"{'-' if epoch is None else epoch}/{run.get('final_epoch', '-')}",
             num(run.get("train_loss")),
+            num(metrics.get("train_loss")),
             percent(metrics.get("test_accuracy")),
         )
     return table

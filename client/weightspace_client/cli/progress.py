@@ -72,7 +72,7 @@ def wait_with_progress(
         TextColumn("run {task.fields[run]:>3}"),
         BarColumn(),
         TextColumn("epoch {task.completed:>4.0f}/{task.total:.0f}"),
-        TextColumn("loss {task.fields[loss]:>8}"),
+        TextColumn("batch loss {task.fields[loss]:>8}"),
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
         console=out(),
@@ -135,7 +135,7 @@ class _BarColumn(BarColumn):
 
 
 def experiment_progress(experiment: Experiment) -> tuple[int, int, str]:
-    """(epochs done, epochs in all, "runs 2/5  loss 0.31") over the experiment's runs."""
+    """(epochs done, epochs in all, "runs 2/5  batch loss 0.31") over the experiment's runs."""
     runs = experiment.get("runs") or []
     spec: Mapping[str, Any] = experiment.get("spec") or {}
     replicas = len(runs) or int(spec.get("replicas") or 1)
@@ -151,7 +151,7 @@ def experiment_progress(experiment: Experiment) -> tuple[int, int, str]:
     detail = f"runs {finished}/{replicas}"
     losses = [float(loss) for r in runs if (loss := r.get("train_loss")) is not None]
     if losses:
-        detail += f"  loss {num(sum(losses) / len(losses), 2)}"
+        detail += f"  batch loss {num(sum(losses) / len(losses), 2)}"
     return done, total, detail
 
 

@@ -8,15 +8,17 @@ the pages are assembled in :mod:`weightspace_service.pages`.
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from weightspace.adapters import analyses, suites
+from weightspace.adapters import analyses, joint, suites
 from weightspace.adapters import experiments as usecases
 from weightspace.adapters.tokens import authenticate
+from weightspace.errors import InvalidField
 from weightspace_service import pages
 from weightspace_service.deps import (
     TOKEN_COOKIE,
@@ -25,9 +27,11 @@ from weightspace_service.deps import (
     SessionDep,
     SessionsDep,
     SettingsDep,
+    StoreDep,
 )
 from weightspace_service.routes import experiments
 from weightspace_service.schemas import ExperimentOut, SuiteOut
+from weightspace_service.schemas.experiments import TAG_PATTERN
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 LIST_LIMIT = 100
@@ -41,16 +45,66 @@ def _sign_in() -> RedirectResponse:
 
 @router.get("", response_class=HTMLResponse)
 def experiments_page(
-    session: SessionDep, principal: OptionalPrincipalDep, settings: SettingsDep
+    session: SessionDep,
+    principal: OptionalPrincipalDep,
+    settings: SettingsDep,
+    tag: Annotated[str | None, Query(pattern=TAG_PATTERN)] = None,
 ) -> Response:
     if principal is None:
         return _sign_in()
-    items = usecases.list_experiments(session, principal, limit=LIST_LIMIT, after=None, status=None)
+    items = usecases.list_experiments(
+        session, principal, limit=LIST_LIMIT, after=None, status=None, tag=tag
+    )
     return HTMLResponse(
         pages.experiments_page(
             [ExperimentOut.of(e) for e in items],
             limit=LIST_LIMIT,
+            tag=tag,
             signed_in=settings.auth == "tokens",
+        )
+    )
+
+
+@router.get("/compare", response_class=HTMLResponse)
+async def compare_page(
+    sessions: SessionsDep,
+    store: StoreDep,
+    principal: OptionalPrincipalDep,
+    settings: SettingsDep,
+    experiment: Annotated[list[uuid.UUID], Query(max_length=32)] = [],  # noqa: B006 (FastAPI copies)
+) -> Response:
+    """The chosen experiments side by side: joint PCA and distances of all their snapshots (as
+    ``POST /analyses`` would answer them) and each one's landscape plane."""
+    if principal is None:
+        return _sign_in()
+    who = principal
+    ids = list(dict.fromkeys(experiment))
+
+    def prepare() -> tuple[
+        list[ExperimentOut], dict[uuid.UUID, str], dict[str, uuid.UUID], str | None
+    ]:
+        with sessions() as session:
+            chosen = [ExperimentOut.of(usecases.get_experiment(session, who, i)) for i in ids]
+            names = usecases.display_names(session, who, ids)
+        if not ids:
+            return chosen, names, {}, None
+        parts = tuple(joint.Part(i) for i in ids)
+        try:
+            joint.resolve(sessions, store, who, joint.Request("pca", parts))
+        except (InvalidField, usecases.Conflict) as error:
+            return chosen, names, {}, str(error)
+        saved = {
+            "pca": joint.save_request(sessions, store, who, joint.Request("pca", parts)),
+            "distances": joint.save_request(
+                sessions, store, who, joint.Request("distances", parts)
+            ),
+        }
+        return chosen, names, saved, None
+
+    chosen, names, saved, problem = await run_in_threadpool(prepare)
+    return HTMLResponse(
+        pages.compare_page(
+            chosen, names, saved, problem=problem, signed_in=settings.auth == "tokens"
         )
     )
 
