@@ -179,6 +179,24 @@ def get(url: str | httpx.URL, params: Mapping[str, Any] | None = None) -> Flow[A
     return response.json()
 
 
+#: The longest pause between two polls of a 202 answer, whatever its ``Retry-After`` says.
+MAX_POLL_SECONDS = 5.0
+
+
+def settled(method: str, url: str | httpx.URL, **options: Any) -> Flow[httpx.Response]:
+    """Send one request; while the answer is 202 (workers compute it), wait ``Retry-After``
+    seconds and ask its ``Location`` again. The first answer that is not 202."""
+    response = yield from call(method, url, **options)
+    while response.status_code == 202 and (location := response.headers.get("Location")):
+        try:
+            pause = float(response.headers.get("Retry-After", "1"))
+        except ValueError:
+            pause = 1.0
+        yield Sleep(min(max(pause, 0.1), MAX_POLL_SECONDS))
+        response = yield from call("GET", location, headers=options.get("headers"))
+    return response
+
+
 def page(
     pages: Pages[Any], query: dict[str, Any], seen: set[str]
 ) -> Flow[tuple[list[Any], dict[str, Any] | None]]:

@@ -43,6 +43,7 @@ from weightspace_client.flows import (
     page,
     paged,
     segment,
+    settled,
     snapshots_path,
     suite_path,
 )
@@ -458,9 +459,11 @@ class Operations:
         runs: Iterable[int] | None = None,
         epochs: Iterable[int] | None = None,
     ) -> Flow[PCA]:
-        """PCA of the snapshots of ``runs`` (all by default) at ``epochs`` (all by default)."""
+        """PCA of the snapshots of ``runs`` (all by default) at ``epochs`` (all by default);
+        waits while workers compute a large experiment's (202)."""
         params = _pca_params(components, runs, epochs)
-        return cast(PCA, (yield from get(f"{experiment_path(experiment_id)}/pca", params)))
+        path = f"{experiment_path(experiment_id)}/pca"
+        return cast(PCA, (yield from settled("GET", path, params=params)).json())
 
     @operation
     def pca_csv(
@@ -474,7 +477,7 @@ class Operations:
         """:meth:`pca`'s points as CSV text: ``run,epoch,pc1,...``, one row per snapshot."""
         params = {**_pca_params(components, runs, epochs), "format": "csv"}
         path = f"{experiment_path(experiment_id)}/pca"
-        response = yield from call("GET", path, params=params, headers=_CSV)
+        response = yield from settled("GET", path, params=params, headers=_CSV)
         return response.text
 
     @operation
@@ -521,7 +524,7 @@ class Operations:
         """Distances between the runs at ``epoch`` (the final epoch by default)."""
         params = {} if epoch is None else {"epoch": int(epoch)}
         path = f"{experiment_path(experiment_id)}/distances"
-        return cast(Distances, (yield from get(path, params)))
+        return cast(Distances, (yield from settled("GET", path, params=params)).json())
 
     @operation
     def distances_csv(self, experiment_id: str, *, epoch: int | None = None) -> Flow[str]:
@@ -531,14 +534,14 @@ class Operations:
         if epoch is not None:
             params["epoch"] = int(epoch)
         path = f"{experiment_path(experiment_id)}/distances"
-        response = yield from call("GET", path, params=params, headers=_CSV)
+        response = yield from settled("GET", path, params=params, headers=_CSV)
         return response.text
 
     @operation
     def trajectory(self, experiment_id: str) -> Flow[Trajectory]:
         """Per run and snapshot: metrics, step and path length, displacement, straightness."""
         path = f"{experiment_path(experiment_id)}/trajectory"
-        return cast(Trajectory, (yield from get(path)))
+        return cast(Trajectory, (yield from settled("GET", path)).json())
 
     @operation
     def barriers(self, experiment_id: str) -> Flow[Barriers | BarriersPending]:

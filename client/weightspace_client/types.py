@@ -457,6 +457,14 @@ class BarriersPending(TypedDict):
     detail: str
 
 
+class GramPending(TypedDict):
+    """202 of PCA, distances, trajectory: workers compute the Gram (the client waits)."""
+
+    experiment_id: str
+    status: Literal["queued"]
+    detail: str
+
+
 class MetricValues(TypedDict):
     stored: float | None  # null if absent or not finite
     replayed: float | None
@@ -525,6 +533,7 @@ OPENAPI_SCHEMAS: dict[str, str] = {
     "BarrierLine": "BarrierLineOut",
     "Barriers": "BarriersOut",
     "BarriersPending": "BarriersPending",
+    "GramPending": "GramPending",
     "JointSnapshot": "JointSnapshot",
     "JointPCA": "JointPCA",
     "JointDistances": "JointDistances",

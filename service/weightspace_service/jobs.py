@@ -8,6 +8,7 @@ worker computes, ``200`` from the cache afterwards, ``409`` if the computation f
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,9 +16,12 @@ from typing import Any
 from celery import Celery
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from weightspace.adapters import jobs
+from weightspace.adapters import jobs, sharded
+from weightspace.adapters.analyses import Inputs
+from weightspace.adapters.queue import GRAM_TASK
+from weightspace.adapters.settings import Settings
 from weightspace.snapshots import ObjectStore
 from weightspace_service.problems import Unavailable
 
@@ -64,6 +68,29 @@ def cached_or_queued(
     if jobs.request(session, key, owner, experiment_id):
         enqueue(celery, task, args, queue, lambda: jobs.undo(session, key))
     return None
+
+
+def on_workers(
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    celery: Celery,
+    settings: Settings,
+    inputs: Inputs,
+    *,
+    subject: str,
+    owner: str,
+    experiment_id: uuid.UUID | None,
+) -> bool:
+    """Whether workers compute the Gram of ``inputs`` (too large to read here, not cached): its
+    job is queued (once; again if it stalled) and the caller answers 202."""
+    with sessions() as session:
+        key = sharded.offload(session, store, inputs, settings.inline_analysis_max_bytes)
+        if key is None:
+            return False
+        if sharded.request(session, key, owner, experiment_id, settings.requeue_after):
+            undo = functools.partial(sharded.undo, session, key)
+            enqueue(celery, GRAM_TASK, [subject, key], settings.default_queue, undo)
+        return True
 
 
 def pending_responses(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:

@@ -13,6 +13,8 @@ REPORT_TASK = "weightspace.build_report"
 BARRIERS_TASK = "weightspace.compute_barriers"
 LANDSCAPE_TASK = "weightspace.compute_landscape"
 JOINT_BARRIERS_TASK = "weightspace.compute_joint_barriers"
+GRAM_TASK = "weightspace.compute_gram"
+GRAM_SHARD_TASK = "weightspace.compute_gram_shard"
 VERIFY_TASK = "weightspace.verify_experiment"
 
 

@@ -105,6 +105,26 @@ class Settings(BaseSettings):
     analysis_workers: int = Field(default=2, ge=1, le=64)
     analysis_blas_threads: int = Field(default=1, ge=1, le=64)
     analysis_memory_bytes: int = Field(default=256 << 20, ge=0)
+    # Analyses past one process: a Gram over more snapshot bytes than inline_analysis_max_bytes
+    # (and not cached yet) is computed by worker jobs, one per shard of gram_shard_parameters
+    # parameters, summed by a last step; the analysis answers 202 + Location meanwhile.
+    inline_analysis_max_bytes: int = Field(
+        default=256 << 20,
+        ge=0,
+        description="Snapshot bytes an analysis (PCA, distances, trajectory, POST /analyses) "
+        "may read inside the API; a larger one whose Gram is not cached is computed by "
+        "workers, sharded over parameters (202 + Location while they do).",
+    )
+    gram_shard_parameters: int = Field(
+        default=4_000_000,
+        ge=1,
+        description="Parameters per shard of a Gram computed by workers (one task each).",
+    )
+    gram_shard_delay: float = Field(
+        default=0.0,
+        ge=0,
+        description="For tests only: seconds each shard task waits before it computes.",
+    )
     # Largest snapshot upload (PUT .../snapshots/{epoch}) in bytes; bigger bodies get 413.
     max_upload_bytes: int = Field(default=1 << 30, ge=1)
 

@@ -17,12 +17,15 @@ from weightspace.adapters import (
     joint_barriers,
     landscapes,
     logs,
+    sharded,
     suites,
     verifications,
 )
 from weightspace.adapters.db import make_engine, make_sessionmaker
 from weightspace.adapters.queue import (
     BARRIERS_TASK,
+    GRAM_SHARD_TASK,
+    GRAM_TASK,
     JOINT_BARRIERS_TASK,
     LANDSCAPE_TASK,
     REPORT_TASK,
@@ -146,3 +149,57 @@ def verify_experiment(self: Task, experiment_id: str, run: int | None, epoch: in
             sessions, store, uuid.UUID(experiment_id), request, **_job_options(self)
         )
     return str(document["verdict"])
+
+
+def _queue(task: Task) -> str:
+    return str((task.request.delivery_info or {}).get("routing_key") or settings.default_queue)
+
+
+def _retry_or_fail(task: Task, key: str, error: Exception) -> None:
+    """A transient fault retries the task (with backoff); any other fails the job, named."""
+    attempt = task.request.retries
+    if faults.is_transient(error) and attempt < settings.retry_attempts:
+        delay = faults.backoff(attempt, settings.retry_base, settings.retry_max)
+        raise task.retry(countdown=delay, exc=error) from error
+    sessions, _ = _resources()
+    sharded.fail(sessions, key, faults.describe(error))
+    raise error
+
+
+@app.task(name=GRAM_TASK, bind=True, max_retries=None)
+def compute_gram(self: Task, subject: str, key: str) -> int:
+    """Plan a sharded Gram: one shard task per range of parameters not computed yet."""
+    sessions, store = _resources()
+    queue = _queue(self)
+
+    def send(shard: tuple[int, int], size: int) -> None:
+        args = [subject, key, shard[0], shard[1], size, settings.gram_shard_parameters]
+        app.send_task(GRAM_SHARD_TASK, args=args, queue=queue)
+
+    try:
+        return sharded.plan(sessions, store, subject, key, settings.gram_shard_parameters, send)
+    except Exception as error:
+        _retry_or_fail(self, key, error)
+        raise
+
+
+@app.task(name=GRAM_SHARD_TASK, bind=True, max_retries=None)
+def compute_gram_shard(
+    self: Task, subject: str, key: str, start: int, stop: int, size: int, per_shard: int
+) -> bool:
+    """The partial Gram of one shard of parameters; the last shard done sums them all."""
+    sessions, store = _resources()
+    try:
+        return sharded.compute_shard(
+            sessions,
+            store,
+            subject,
+            key,
+            (start, stop),
+            size,
+            per_shard,
+            settings.gram_shard_delay,
+        )
+    except Exception as error:
+        _retry_or_fail(self, key, error)
+        raise

@@ -7,11 +7,11 @@ import functools
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from weightspace.adapters import analyses, barriers
+from weightspace.adapters import analyses, barriers, sharded
 from weightspace.adapters import experiments as usecases
 from weightspace.adapters.gram_store import SnapshotRef
 from weightspace.adapters.queue import BARRIERS_TASK
@@ -23,9 +23,10 @@ from weightspace_service.deps import (
     PrincipalDep,
     SessionDep,
     SessionsDep,
+    SettingsDep,
     StoreDep,
 )
-from weightspace_service.params import INT32_MAX, MAX_SELECTED_EPOCHS, BoundedInt
+from weightspace_service.params import INT32_MAX, BoundedInt
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
@@ -33,6 +34,7 @@ from weightspace_service.schemas import (
     BarriersPending,
     DistancesOut,
     GradientOut,
+    GramPending,
     Metrics,
     PCAOut,
     PCAPoint,
@@ -49,20 +51,63 @@ router = APIRouter(
     responses=problem_responses(401),
 )
 
+#: 202 while workers compute a Gram too large for the API (see ``_on_workers``).
+PENDING = jobs.pending_responses(GramPending)
+
+
+async def _on_workers(
+    request: Request,
+    inputs: analyses.Inputs,
+    sessions: SessionsDep,
+    store: StoreDep,
+    celery: CeleryDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+) -> JSONResponse | None:
+    """202 with this very request as ``Location`` while workers compute the snapshots' Gram
+    (more than ``inline_analysis_max_bytes`` to read, not cached); None: answer here."""
+    queued = await run_in_threadpool(
+        functools.partial(
+            jobs.on_workers,
+            sessions,
+            store,
+            celery,
+            settings,
+            inputs,
+            subject=sharded.subject_of("experiment", inputs.experiment_id),
+            owner=principal.id,
+            experiment_id=inputs.experiment_id,
+        )
+    )
+    if not queued:
+        return None
+    pending = GramPending(
+        experiment_id=inputs.experiment_id,
+        status="queued",
+        detail="workers compute the Gram matrix of the snapshots, sharded over parameters",
+    )
+    query = request.url.query
+    return jobs.accepted(pending, request.url.path + (f"?{query}" if query else ""))
+
 
 @router.get(
     "/pca",
     response_model=PCAOut,
     responses={
         **tables.csv_response("The PCA (as CSV with `format=csv`)", tables.PCA_EXAMPLE),
-        **problem_responses(404, 409, 422),
+        **PENDING,
+        **problem_responses(404, 409, 422, 503),
     },
 )
 async def get_pca(
     experiment_id: uuid.UUID,
+    request: Request,
     sessions: SessionsDep,
     principal: PrincipalDep,
     analyzer: AnalyzerDep,
+    store: StoreDep,
+    celery: CeleryDep,
+    settings: SettingsDep,
     components: Annotated[
         int, Query(ge=1, le=64, description="Number of principal components.")
     ] = 2,
@@ -72,17 +117,21 @@ async def get_pca(
     ] = None,
     epochs: Annotated[
         list[BoundedInt] | None,
-        Query(max_length=MAX_SELECTED_EPOCHS, description="Epochs to include (repeatable)."),
+        Query(max_length=256, description="Epochs to include (repeatable)."),
     ] = None,
     format: Annotated[tables.Format, tables.FormatQuery] = "json",
 ) -> PCAOut | Response:
     """Joint PCA of the selected snapshots (default: all runs, all epochs).
 
     Repeat `runs`/`epochs` to select several (`?runs=0&runs=2`). Signs are deterministic: in each
-    component, the point with the largest absolute coordinate is positive.
+    component, the point with the largest absolute coordinate is positive. Past
+    `WEIGHTSPACE_INLINE_ANALYSIS_MAX_BYTES` of snapshots, the first request is answered 202
+    while workers compute (poll `Location`).
     """
     inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
     chosen = analyses.check_selection(inputs, runs, epochs)
+    if queued := await _on_workers(request, inputs, sessions, store, celery, settings, principal):
+        return queued
     snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
     report = await asyncio.wrap_future(analyzer.submit(analyses.pca, snapshots, chosen, components))
     result = report.result
@@ -106,14 +155,19 @@ async def get_pca(
     response_model=DistancesOut,
     responses={
         **tables.csv_response("The distances (as CSV with `format=csv`)", tables.DISTANCES_EXAMPLE),
-        **problem_responses(404, 409, 422),
+        **PENDING,
+        **problem_responses(404, 409, 422, 503),
     },
 )
 async def get_distances(
     experiment_id: uuid.UUID,
+    request: Request,
     sessions: SessionsDep,
     principal: PrincipalDep,
     analyzer: AnalyzerDep,
+    store: StoreDep,
+    celery: CeleryDep,
+    settings: SettingsDep,
     epoch: Annotated[
         int | None,
         Query(
@@ -124,23 +178,40 @@ async def get_distances(
     ] = None,
     format: Annotated[tables.Format, tables.FormatQuery] = "json",
 ) -> DistancesOut | Response:
-    """Run-by-run euclidean distances and cosine similarities at one epoch."""
+    """Run-by-run euclidean distances and cosine similarities at one epoch (202 while workers
+    compute, as for the PCA)."""
     inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
     chosen = analyses.check_epoch(inputs, epoch)
+    if queued := await _on_workers(request, inputs, sessions, store, celery, settings, principal):
+        return queued
     snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
     report = await asyncio.wrap_future(analyzer.submit(analyses.distances_at, snapshots, chosen))
     answer = DistancesOut(experiment_id=experiment_id, **report.__dict__)
     return tables.distances_csv(answer) if format == "csv" else answer
 
 
-@router.get("/trajectory", response_model=TrajectoryOut, responses=problem_responses(404, 409, 422))
+@router.get(
+    "/trajectory",
+    response_model=TrajectoryOut,
+    responses={**PENDING, **problem_responses(404, 409, 422, 503)},
+)
 async def get_trajectory(
-    experiment_id: uuid.UUID, sessions: SessionsDep, principal: PrincipalDep, analyzer: AnalyzerDep
-) -> TrajectoryOut:
+    experiment_id: uuid.UUID,
+    request: Request,
+    sessions: SessionsDep,
+    principal: PrincipalDep,
+    analyzer: AnalyzerDep,
+    store: StoreDep,
+    celery: CeleryDep,
+    settings: SettingsDep,
+) -> TrajectoryOut | JSONResponse:
     """Per run and snapshot: losses, accuracies, step length, path length, displacement,
     straightness, distance travelled and absolute loss change per epoch, and the full-batch
-    gradient norms (with and without the weight-decay term) beside their sign-flip null."""
+    gradient norms (with and without the weight-decay term) beside their sign-flip null (202
+    while workers compute, as for the PCA)."""
     inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
+    if queued := await _on_workers(request, inputs, sessions, store, celery, settings, principal):
+        return queued
     snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
     per_run = await asyncio.wrap_future(analyzer.submit(analyses.trajectories, snapshots))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from concurrent.futures import Future
 from typing import Annotated
@@ -13,9 +14,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from weightspace.adapters import analyses, joint, joint_barriers
+from weightspace.adapters import analyses, joint, joint_barriers, sharded
 from weightspace.adapters.experiments import Principal
 from weightspace.adapters.queue import JOINT_BARRIERS_TASK
+from weightspace.adapters.settings import Settings
 from weightspace.snapshots import ObjectStore
 from weightspace_service import jobs
 from weightspace_service.deps import (
@@ -24,6 +26,7 @@ from weightspace_service.deps import (
     CeleryDep,
     PrincipalDep,
     SessionsDep,
+    SettingsDep,
     StoreDep,
 )
 from weightspace_service.problems import problem_responses
@@ -59,16 +62,31 @@ async def _answer(
     principal: Principal,
     analyzer: analyses.Analyzer,
     celery: Celery,
+    settings: Settings,
 ) -> JSONResponse:
     resolved = await run_in_threadpool(joint.resolve, sessions, store, principal, request)
     if request.kind == "barriers":
         return await run_in_threadpool(
             _barriers, analysis_id, request, resolved, sessions, store, principal, celery
         )
-    future: Future[analyses.Snapshots] = analyzer.snapshots(resolved.inputs)
-    done, _ = await asyncio.wait([asyncio.wrap_future(future)], timeout=WAIT_SECONDS)
+    offloaded = functools.partial(
+        jobs.on_workers,
+        sessions,
+        store,
+        celery,
+        settings,
+        resolved.inputs,
+        subject=sharded.subject_of("analysis", analysis_id),
+        owner=principal.id,
+        experiment_id=None,
+    )
     body = _body(analysis_id, request, resolved)
     location = body.links["self"]
+    done = False
+    if not await run_in_threadpool(offloaded):  # too large for the API: workers compute it
+        future: Future[analyses.Snapshots] = analyzer.snapshots(resolved.inputs)
+        finished, _ = await asyncio.wait([asyncio.wrap_future(future)], timeout=WAIT_SECONDS)
+        done = bool(finished)
     if not done:
         return JSONResponse(
             body.model_dump(mode="json"),
@@ -149,20 +167,24 @@ async def create_analysis(
     principal: PrincipalDep,
     analyzer: AnalyzerDep,
     celery: CeleryDep,
+    settings: SettingsDep,
 ) -> JSONResponse:
     """PCA, distances or barriers of snapshots selected from several experiments of one
     parameter layout.
 
     PCA and distances are answered at once (200) when the Gram matrix of the selection is cached
-    or quick to compute; otherwise 202 with a `Location` to poll. Exact like the per-experiment
-    endpoints (the same Gram machinery); rows follow the selection's order (experiment, then run
+    or quick to compute; otherwise 202 with a `Location` to poll (past
+    `WEIGHTSPACE_INLINE_ANALYSIS_MAX_BYTES` of snapshots, workers compute it). Exact like the
+    per-experiment endpoints (the same Gram machinery); rows follow the selection's order (experiment, then run
     and epoch). Barriers (only for succeeded experiments the service trained, of one model and
     data set) are lines between every two selected runs' last selected snapshots, computed by a
     worker like `GET /experiments/{id}/barriers`: 202 until ready, then 200 from the cache.
     """
     request = body.to_request()
     analysis_id = await run_in_threadpool(joint.save_request, sessions, store, principal, request)
-    return await _answer(analysis_id, request, sessions, store, principal, analyzer, celery)
+    return await _answer(
+        analysis_id, request, sessions, store, principal, analyzer, celery, settings
+    )
 
 
 @router.get(
@@ -177,7 +199,10 @@ async def get_analysis(
     principal: PrincipalDep,
     analyzer: AnalyzerDep,
     celery: CeleryDep,
+    settings: SettingsDep,
 ) -> JSONResponse:
     """The analysis (200), or 202 while it is being computed."""
     request = await run_in_threadpool(joint.load_request, store, principal, analysis_id)
-    return await _answer(analysis_id, request, sessions, store, principal, analyzer, celery)
+    return await _answer(
+        analysis_id, request, sessions, store, principal, analyzer, celery, settings
+    )

@@ -134,6 +134,15 @@ class BarriersOut(BaseModel):
     lines: list[BarrierLineOut] = Field(description="Every pair of runs, then the controls.")
 
 
+class GramPending(BaseModel):
+    experiment_id: uuid.UUID
+    status: Literal["queued"] = Field(
+        description="Too large to compute in the API: workers compute the snapshots' Gram "
+        "matrix, sharded over parameters; ask again at `Location` later."
+    )
+    detail: str = Field(description="What is happening, in words.")
+
+
 class BarriersPending(BaseModel):
     experiment_id: uuid.UUID
     status: Literal["queued"] = Field(description="A worker computes them: ask again later.")
