@@ -20,6 +20,7 @@ ones (Lightning's ``last.ckpt``, a copy of the latest) are left out and reported
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import re
@@ -172,6 +173,26 @@ def find_runs(
             "Hugging Face Trainer folders checkpoint-N)"
         )
     return runs
+
+
+def needs_torch(checkpoint: Checkpoint) -> bool:
+    """Whether reading ``checkpoint`` takes PyTorch (anything but safetensors weights)."""
+    path = checkpoint.path
+    if checkpoint.hugging_face:
+        return not (path / HF_WEIGHTS[0]).is_file()
+    return path.suffix.lower() != ".safetensors"
+
+
+def check_readable(runs: Sequence[RunCheckpoints]) -> None:
+    """Raise :class:`CheckpointError` now, before anything is uploaded, if a checkpoint needs
+    PyTorch and it is not installed."""
+    torch_files = [c.path for run in runs for c in run.checkpoints if needs_torch(c)]
+    if torch_files and importlib.util.find_spec("torch") is None:
+        raise CheckpointError(
+            f"reading {torch_files[0].name} (and {len(torch_files) - 1} more) needs PyTorch, "
+            "which the light client does not install: `pip install torch` beside it "
+            "(.safetensors files need nothing more)"
+        )
 
 
 # -- reading -----------------------------------------------------------------------------------

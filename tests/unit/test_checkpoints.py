@@ -127,3 +127,16 @@ def test_a_damaged_safetensors_header_is_refused_when_renaming(tmp_path: Path) -
     path.write_bytes(struct.pack("<Q", 4) + b"[1]x")
     with pytest.raises(CheckpointError, match="not a safetensors file"):
         read(checkpoints.Checkpoint(path, 1), strip_prefix="a")
+
+
+def test_without_torch_the_whole_folder_is_refused_before_any_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_file(_state(1.0), str(tmp_path / "a-1.safetensors"))
+    torch.save(_state(1.0), tmp_path / "a-2.pt")
+    runs = find_runs(tmp_path)
+    checkpoints.check_readable(runs)  # torch is here
+    monkeypatch.setattr(checkpoints.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(CheckpointError, match=r"a-2\.pt \(and 0 more\) needs PyTorch"):
+        checkpoints.check_readable(runs)
+    checkpoints.check_readable(find_runs(tmp_path / "a-1.safetensors"))

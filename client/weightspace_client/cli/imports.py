@@ -108,18 +108,20 @@ def import_checkpoints(
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """Upload a folder of checkpoints as an experiment: .safetensors, .pt/.pth/.bin, PyTorch
-    Lightning .ckpt, Hugging Face Trainer checkpoint-N/ folders.
+    """Upload your own checkpoints (a folder of them) as an experiment.
 
-    Each run's checkpoints are ordered by step; a checkpoint records its step and epoch in the
-    snapshot's metrics. Giving the same command again continues an interrupted import (the
-    snapshots the experiment holds are skipped). Formats other than .safetensors need PyTorch.
+    Formats: .safetensors, .pt/.pth/.bin, PyTorch Lightning .ckpt, Hugging Face Trainer
+    checkpoint-N/ folders (those other than .safetensors need PyTorch). Each run's checkpoints
+    are ordered by step; a checkpoint records its step and epoch in the snapshot's metrics.
+    Giving the same command again continues an interrupted import (the snapshots the
+    experiment holds are skipped).
     """
     if number_by not in ("step", "position"):
         raise typer.BadParameter("choose step or position", param_hint="--number-by")
     by: checkpoints.NumberBy = "step" if number_by == "step" else "position"
     with _client(url) as client:
         runs = checkpoints.find_runs(path, runs_glob=runs_glob, by=by)
+        checkpoints.check_readable(runs)
         label = name or path.resolve().name
         target, created = _target(client, experiment, label, len(runs))
         eid = target["id"]
@@ -132,8 +134,8 @@ def import_checkpoints(
             console = err()
             verb = "importing into new" if created else "continuing"
             console.print(
-                f"{verb} experiment [bold]{escape(eid)}[/] ({escape(label)}): {len(runs)} runs, "
-                f"{len(todo)} checkpoints to upload, {sum(map(len, held))} already there"
+                f"{verb} experiment [bold]{escape(eid)}[/] ({escape(label)}): runs {len(runs)}, "
+                f"checkpoints to upload {len(todo)}, already there {sum(map(len, held))}"
             )
             for why in skipped:
                 console.print(f"[yellow]left out:[/] {escape(why)}")
