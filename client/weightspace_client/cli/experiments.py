@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -117,23 +118,22 @@ def list_experiments(
 
 
 def _experiments_table(experiments: Sequence[Experiment]) -> Table:
-    table = Table(title="experiments")
+    table = Table(title="experiments", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1))
     # Ids are what people copy from this table: never cut them.
     table.add_column(
         "id", no_wrap=True, min_width=max((len(e["id"]) for e in experiments), default=2)
     )
-    table.add_column("name")
+    table.add_column("name", overflow="fold", min_width=8)
     table.add_column("status", no_wrap=True, min_width=9)
-    table.add_column("queue", no_wrap=True)
-    table.add_column("created", overflow="fold")
+    table.add_column("created", no_wrap=True)
     table.add_column("tags", overflow="fold")
     for experiment in experiments:
+        created = str(experiment.get("created_at") or "-")[:16].replace("T", " ")
         table.add_row(
             escape(experiment["id"]),
             escape(experiment.get("name") or "-"),
             styled(experiment.get("status")),
-            escape(str(experiment.get("queue") or "-")),
-            escape(str(experiment.get("created_at") or "-")),
+            escape(created),
             escape(" ".join(experiment.get("tags") or []) or "-"),
         )
     return table
