@@ -5,14 +5,14 @@ One module per concern, each adding its commands to the one Typer :data:`app`:
 - :mod:`~weightspace_client.cli.app`: the application, the options and choices commands share;
 - :mod:`~weightspace_client.cli.output`: consoles, JSON, styled cells, errors as messages;
 - :mod:`~weightspace_client.cli.progress`: live progress of an experiment and of a suite;
-- :mod:`~weightspace_client.cli.experiments`: submit, list, status, wait, download;
+- :mod:`~weightspace_client.cli.experiments`: submit, list, status, wait, tag, download;
 - :mod:`~weightspace_client.cli.imports`: import (a folder of your own checkpoints);
 - :mod:`~weightspace_client.cli.lifecycle`: cancel, retry, delete; token (server-side);
-- :mod:`~weightspace_client.cli.analysis`: pca, distances, trajectory;
+- :mod:`~weightspace_client.cli.analysis`: pca, distances, trajectory, analyse (across experiments);
 - :mod:`~weightspace_client.cli.landscape`: landscape;
 - :mod:`~weightspace_client.cli.verification`: verify;
 - :mod:`~weightspace_client.cli.presets`: presets;
-- :mod:`~weightspace_client.cli.suites`: reproduce;
+- :mod:`~weightspace_client.cli.suites`: reproduce, suites list;
 - :mod:`~weightspace_client.cli.workers`: workers;
 - :mod:`~weightspace_client.cli.server`: up, api, worker (the supervisor is server code,
   :mod:`weightspace.adapters.supervisor`, imported only by these commands).
