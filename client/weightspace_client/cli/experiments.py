@@ -128,7 +128,7 @@ def _experiments_table(experiments: Sequence[Experiment]) -> Table:
     table.add_column("created", no_wrap=True)
     table.add_column("tags", overflow="fold")
     for experiment in experiments:
-        created = str(experiment.get("created_at") or "-")[:16].replace("T", " ")
+        created = str(experiment.get("created_at") or "-")[:10]  # the day: ids tell them apart
         table.add_row(
             escape(experiment["id"]),
             escape(experiment.get("name") or "-"),
