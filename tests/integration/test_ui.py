@@ -260,6 +260,8 @@ def test_with_tokens_the_pages_take_a_token_from_the_sign_in_form(
         # The cookie is for reads: a write with it alone is refused.
         is_problem(client.post(f"/experiments/{experiment}/cancel"), 401)
 
+        # Bob signs in on this browser: his cookie replaces alice's (one cookie of that name).
+        client.cookies.clear()
         client.cookies.set(TOKEN_COOKIE, bob)
         is_problem(client.get(f"/ui/experiments/{experiment}"), 404)
         is_problem(client.get(f"/experiments/{experiment}/figures/pca.svg"), 404)
