@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -51,43 +52,47 @@ router = APIRouter(
     responses=problem_responses(401),
 )
 
-#: 202 while workers compute a Gram too large for the API (see ``_on_workers``).
+#: 202 while workers compute a Gram too large for the API (see ``Offload``).
 PENDING = jobs.pending_responses(GramPending)
 
 
-async def _on_workers(
-    request: Request,
-    inputs: analyses.Inputs,
-    sessions: SessionsDep,
-    store: StoreDep,
-    celery: CeleryDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-) -> JSONResponse | None:
-    """202 with this very request as ``Location`` while workers compute the snapshots' Gram
-    (more than ``inline_analysis_max_bytes`` to read, not cached); None: answer here."""
-    queued = await run_in_threadpool(
-        functools.partial(
+@dataclass(frozen=True)
+class Offload:
+    """Sends a request's Gram to the workers (:func:`weightspace_service.jobs.on_workers`)."""
+
+    request: Request
+    sessions: SessionsDep
+    store: StoreDep
+    celery: CeleryDep
+    settings: SettingsDep
+    principal: PrincipalDep
+
+    async def queued(self, inputs: analyses.Inputs) -> JSONResponse | None:
+        """202 with this very request as ``Location`` while workers compute the snapshots' Gram
+        (more than ``inline_analysis_max_bytes`` to read, not cached); None: answer here."""
+        on_workers = functools.partial(
             jobs.on_workers,
-            sessions,
-            store,
-            celery,
-            settings,
+            self.sessions,
+            self.store,
+            self.celery,
+            self.settings,
             inputs,
             subject=sharded.subject_of("experiment", inputs.experiment_id),
-            owner=principal.id,
+            owner=self.principal.id,
             experiment_id=inputs.experiment_id,
         )
-    )
-    if not queued:
-        return None
-    pending = GramPending(
-        experiment_id=inputs.experiment_id,
-        status="queued",
-        detail="workers compute the Gram matrix of the snapshots, sharded over parameters",
-    )
-    query = request.url.query
-    return jobs.accepted(pending, request.url.path + (f"?{query}" if query else ""))
+        if not await run_in_threadpool(on_workers):
+            return None
+        pending = GramPending(
+            experiment_id=inputs.experiment_id,
+            status="queued",
+            detail="workers compute the Gram matrix of the snapshots, sharded over parameters",
+        )
+        url = self.request.url
+        return jobs.accepted(pending, url.path + (f"?{url.query}" if url.query else ""))
+
+
+OffloadDep = Annotated[Offload, Depends(Offload)]
 
 
 @router.get(
@@ -101,13 +106,10 @@ async def _on_workers(
 )
 async def get_pca(
     experiment_id: uuid.UUID,
-    request: Request,
     sessions: SessionsDep,
     principal: PrincipalDep,
     analyzer: AnalyzerDep,
-    store: StoreDep,
-    celery: CeleryDep,
-    settings: SettingsDep,
+    offload: OffloadDep,
     components: Annotated[
         int, Query(ge=1, le=64, description="Number of principal components.")
     ] = 2,
@@ -130,7 +132,7 @@ async def get_pca(
     """
     inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
     chosen = analyses.check_selection(inputs, runs, epochs)
-    if queued := await _on_workers(request, inputs, sessions, store, celery, settings, principal):
+    if queued := await offload.queued(inputs):
         return queued
     snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
     report = await asyncio.wrap_future(analyzer.submit(analyses.pca, snapshots, chosen, components))
@@ -161,13 +163,10 @@ async def get_pca(
 )
 async def get_distances(
     experiment_id: uuid.UUID,
-    request: Request,
     sessions: SessionsDep,
     principal: PrincipalDep,
     analyzer: AnalyzerDep,
-    store: StoreDep,
-    celery: CeleryDep,
-    settings: SettingsDep,
+    offload: OffloadDep,
     epoch: Annotated[
         int | None,
         Query(
@@ -182,7 +181,7 @@ async def get_distances(
     compute, as for the PCA)."""
     inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
     chosen = analyses.check_epoch(inputs, epoch)
-    if queued := await _on_workers(request, inputs, sessions, store, celery, settings, principal):
+    if queued := await offload.queued(inputs):
         return queued
     snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
     report = await asyncio.wrap_future(analyzer.submit(analyses.distances_at, snapshots, chosen))
@@ -197,20 +196,17 @@ async def get_distances(
 )
 async def get_trajectory(
     experiment_id: uuid.UUID,
-    request: Request,
     sessions: SessionsDep,
     principal: PrincipalDep,
     analyzer: AnalyzerDep,
-    store: StoreDep,
-    celery: CeleryDep,
-    settings: SettingsDep,
+    offload: OffloadDep,
 ) -> TrajectoryOut | JSONResponse:
     """Per run and snapshot: losses, accuracies, step length, path length, displacement,
     straightness, distance travelled and absolute loss change per epoch, and the full-batch
     gradient norms (with and without the weight-decay term) beside their sign-flip null (202
     while workers compute, as for the PCA)."""
     inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
-    if queued := await _on_workers(request, inputs, sessions, store, celery, settings, principal):
+    if queued := await offload.queued(inputs):
         return queued
     snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
     per_run = await asyncio.wrap_future(analyzer.submit(analyses.trajectories, snapshots))
