@@ -113,13 +113,23 @@ def test_killed_shard_worker_is_replaced_and_joined_once(
             time.sleep(0.5)
         assert answer.status_code == 200, answer.text
         wait_for(log, JOINED)
+        # the same snapshots as an analysis across experiments: its own Gram, on the workers too
+        body = {"kind": "pca", "components": 3, "selection": [{"experiment": experiment["id"]}]}
+        joint = httpx.post(f"{url}/analyses", json=body, timeout=30)
+        assert joint.status_code == 202, joint.text
+        while (joint := httpx.get(url + joint.headers["Location"], timeout=30)).status_code == 202:
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.5)
+        assert joint.json()["status"] == "succeeded", joint.text
         time.sleep(2)  # any shard task still queued (a re-planned duplicate) runs meanwhile
     finally:
         for process in [*workers, api]:
             stop(process)
         redis.Redis.from_url(broker).flushdb()
     text = log.read_text(errors="replace")
-    assert text.count(JOINED) == 1, text[-4000:]
+    mine = f"{JOINED} gram/{experiment['id'].replace('-', '')}/"
+    assert text.count(mine) == 1, text[-4000:]  # summed once, though a shard ran twice
+    assert text.count(JOINED) == 2, text[-4000:]  # and once for the joint analysis
     # the killed worker's shard was never acknowledged: the stalled job was planned again
     assert text.count("Task weightspace.compute_gram[") >= 2 * 2, text[-4000:]  # received+done
     order = sorted(params)
@@ -133,3 +143,8 @@ def test_killed_shard_worker_is_replaced_and_joined_once(
     coordinates = np.array([p["coordinates"] for p in body["points"]])
     scale = np.abs(expected.coordinates).max()
     np.testing.assert_allclose(coordinates, expected.coordinates, rtol=0, atol=1e-9 * scale)
+    np.testing.assert_allclose(
+        joint.json()["pca"]["explained_variance_ratio"],
+        expected.explained_variance_ratio,
+        rtol=1e-9,
+    )
