@@ -214,7 +214,8 @@ def compute_shard(
         _failed(sessions, inputs, key, damage)
         return False
     with sessions() as session:
-        jobs.request(session, _shard_key(key, shard), "worker", None)  # once per range
+        experiment = None if inputs.members else inputs.experiment_id  # deleted with it
+        jobs.request(session, _shard_key(key, shard), "worker", experiment)  # once per range
         _mark(session, _shard_key(key, shard), "ready")
         session.execute(  # progress: not stale while shards keep arriving
             update(CachedJob).where(CachedJob.key == key).values(updated_at=utcnow())
