@@ -27,7 +27,7 @@ from weightspace_service.deps import (
     SettingsDep,
     StoreDep,
 )
-from weightspace_service.params import INT32_MAX, BoundedInt
+from weightspace_service.params import INT32_MAX, MAX_SELECTED_EPOCHS, BoundedInt
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import (
@@ -119,7 +119,7 @@ async def get_pca(
     ] = None,
     epochs: Annotated[
         list[BoundedInt] | None,
-        Query(max_length=256, description="Epochs to include (repeatable)."),
+        Query(max_length=MAX_SELECTED_EPOCHS, description="Epochs to include (repeatable)."),
     ] = None,
     format: Annotated[tables.Format, tables.FormatQuery] = "json",
 ) -> PCAOut | Response:
