@@ -277,6 +277,15 @@ class ClaimReference(TypedDict):
     samples: int
 
 
+class ClaimEffect(TypedDict):
+    """How far a statistic lies from its reference's mean, in the claimed direction."""
+
+    value: float  # mean over the seeds
+    interval: list[float]  # 95%: t-interval over 2+ seeds, the band's edges for one
+    values: NotRequired[list[float] | None]  # per seed
+    minimum: float  # the least effect the rule accepts
+
+
 class ClaimTest(TypedDict):
     """One statistic of a claim over the seeds, beside its null's or control's band."""
 
@@ -290,6 +299,7 @@ class ClaimTest(TypedDict):
     null: NotRequired[ClaimReference | None]
     control: NotRequired[ClaimReference | None]
     tolerance: NotRequired[ClaimReference | None]
+    effect: NotRequired[ClaimEffect | None]
     passed: int  # seeds beyond the band
     seeds: int
 
@@ -319,6 +329,7 @@ class Claim(TypedDict):
     control: NotRequired[ClaimReference | None]
     tolerance: NotRequired[ClaimReference | None]
     tests: list[ClaimTest]
+    beside: NotRequired[list[ClaimTest]]  # reported, not deciding the verdict
     measured: dict[str, Any]  # more figures (the first seed's)
     note: str
 
@@ -575,6 +586,7 @@ OPENAPI_SCHEMAS: dict[str, str] = {
     "Suite": "SuiteOut",
     "SuitePage": "SuitePage",
     "ClaimReference": "ReferenceOut",
+    "ClaimEffect": "EffectOut",
     "ClaimTest": "ClaimTestOut",
     "ClaimStability": "Stability",
     "Claim": "ClaimOut",

@@ -145,6 +145,19 @@ class ReferenceOut(BaseModel):
     samples: int = Field(description="Samples the band was estimated from.")
 
 
+class EffectOut(BaseModel):
+    value: float = Field(
+        description="How far the statistic lies from the reference's mean, positive in the "
+        "claimed direction (mean over the seeds)."
+    )
+    interval: list[float] = Field(
+        description="95% interval of the effect: over 2+ seeds the t-interval of the mean, for "
+        "one seed the effect against each edge of the reference's band."
+    )
+    values: list[float] | None = Field(default=None, description="The effect for each seed.")
+    minimum: float = Field(description="The least effect the rule accepts as support.")
+
+
 class ClaimTestOut(BaseModel):
     name: str = Field(description="The statistic tested.")
     description: str = Field(description="What the statistic is, in words.")
@@ -163,6 +176,9 @@ class ClaimTestOut(BaseModel):
     )
     tolerance: ReferenceOut | None = Field(
         default=None, description="The tolerance, if the test compares against one."
+    )
+    effect: EffectOut | None = Field(
+        default=None, description="The effect size with its interval and least effect."
     )
     passed: int = Field(description="Seeds whose value lies beyond the band.")
     seeds: int = Field(description="Seeds measured.")
@@ -203,6 +219,11 @@ class ClaimOut(BaseModel):
         default=None, description="The primary test's tolerance."
     )
     tests: list[ClaimTestOut] = Field(description="Every test; all must pass for `supported`.")
+    beside: list[ClaimTestOut] = Field(
+        default_factory=list,
+        description="Tests reported beside the verdict without deciding it (another reference "
+        "or variant: e.g. the random walks beside claim 2b's straight line).",
+    )
     measured: dict[str, Any] = Field(description="Further measured figures, by name.")
     note: str = Field(description="Why it is not measured, or a caveat (empty if none).")
 
