@@ -94,11 +94,14 @@ def test_reproduce_embedded_quick_preset_on_digits(tmp_path: Path) -> None:
     assert all(claim["stability"]["seeds"] == 2 for claim in claims)
     document = json.loads((out / "claims.json").read_text())
     assert [seed["seed"] for seed in document["seeds"]] == [0, 1]
-    assert all(
-        (claim.get("null") or claim.get("control")) and claim["interval"] is not None
-        for claim in claims
-        if claim["verdict"] != "not measured"
-    ), claims
+    # Each measured claim stands beside its reference (a null, a control or, for "roughly", a
+    # tolerance), and every test that decides it carries its effect size and least effect.
+    measured = [claim for claim in claims if claim["verdict"] != "not measured"]
+    assert measured, claims
+    for claim in measured:
+        assert claim.get("null") or claim.get("control") or claim.get("tolerance"), claim
+        assert claim["interval"] is not None, claim
+        assert all(test["effect"]["minimum"] is not None for test in claim["tests"]), claim
     for claim in claims:
         assert claim["verdict"] in VERDICTS, claim
         # The printed claims table shows each verdict (the statement may wrap).
