@@ -68,6 +68,10 @@ def lightning_fit(folder: Path | None, seed: int, callbacks: list[Any] | None = 
     model = Tiny()
     data = torch.utils.data.TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
     every = [] if folder is None else [pl.callbacks.ModelCheckpoint(folder, save_top_k=-1)]
+    # Lightning's deterministic=True turns torch's deterministic algorithms on for the whole
+    # process, from the Trainer's construction on, and leaves them on: put the process's setting
+    # back, or later tests in this process see it changed.
+    before = torch.are_deterministic_algorithms_enabled()
     trainer = pl.Trainer(
         max_epochs=3,
         callbacks=[*every, *(callbacks or [])],
@@ -77,7 +81,10 @@ def lightning_fit(folder: Path | None, seed: int, callbacks: list[Any] | None = 
         accelerator="cpu",
         deterministic=True,
     )
-    trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=8))
+    try:
+        trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=8))
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def test_import_of_lightning_runs_resumes_where_it_stopped(
