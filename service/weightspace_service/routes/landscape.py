@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -77,6 +77,19 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _options(
+    run: Run = 0,
+    resolution: Resolution = DEFAULT_RESOLUTION,
+    margin: Margin = DEFAULT_MARGIN,
+    normalisation: Normalisation = "none",
+) -> landscapes.Options:
+    """The plane's query parameters, shared by every landscape route."""
+    return landscapes.Options(run, resolution, margin, normalisation)
+
+
+PlaneOptions = Annotated[landscapes.Options, Depends(_options)]
+
+
 def _plane(
     session: Session,
     store: ObjectStore,
@@ -127,10 +140,7 @@ def get_landscape(
     principal: PrincipalDep,
     store: StoreDep,
     celery: CeleryDep,
-    run: Run = 0,
-    resolution: Resolution = DEFAULT_RESOLUTION,
-    margin: Margin = DEFAULT_MARGIN,
-    normalisation: Normalisation = "none",
+    options: PlaneOptions,
 ) -> LandscapeOut | JSONResponse:
     """Train and test loss (dropout off) on a grid over the plane of PC1 and PC2 of one run's
     trajectory, centred on its final snapshot (Li et al. 2018), with the trajectory projected
@@ -141,7 +151,6 @@ def get_landscape(
     request queues a worker job and answers 202 with a `Location` to poll; once computed, the
     plane is cached and answered with 200.
     """
-    options = landscapes.Options(run, resolution, margin, normalisation)
     location = _location(f"/experiments/{experiment_id}/landscape", options)
     answer = _plane(session, store, celery, principal, experiment_id, options, location)
     if isinstance(answer, JSONResponse):
@@ -163,14 +172,10 @@ async def get_landscape_svg(
     principal: PrincipalDep,
     store: StoreDep,
     celery: CeleryDep,
-    run: Run = 0,
-    resolution: Resolution = DEFAULT_RESOLUTION,
-    margin: Margin = DEFAULT_MARGIN,
-    normalisation: Normalisation = "none",
+    options: PlaneOptions,
 ) -> Response:
     """The plane of `GET /experiments/{id}/landscape` as an SVG figure: contours of the log train
     and test loss with the projected trajectory (202 while a worker computes it)."""
-    options = landscapes.Options(run, resolution, margin, normalisation)
     location = _location(f"/experiments/{experiment_id}/landscape.svg", options)
     answer = await run_in_threadpool(
         _plane, session, store, celery, principal, experiment_id, options, location
@@ -197,10 +202,7 @@ def get_landscape_plane(
     session: SessionDep,
     principal: PrincipalDep,
     store: StoreDep,
-    run: Run = 0,
-    resolution: Resolution = DEFAULT_RESOLUTION,
-    margin: Margin = DEFAULT_MARGIN,
-    normalisation: Normalisation = "none",
+    options: PlaneOptions,
 ) -> Response:
     """The plane of `GET /experiments/{id}/landscape`, to evaluate with your own model: a
     safetensors file with `centre` (P) and `directions` (2, P), the final snapshot's buffers as
@@ -210,7 +212,6 @@ def get_landscape_plane(
     the losses with `PUT /experiments/{id}/landscape` (the client's
     `weightspace_client.planes.evaluate` does both)."""
     experiment = usecases.get_experiment(session, principal, experiment_id)
-    options = landscapes.Options(run, resolution, margin, normalisation)
     data = landscapes.plane(session, store, experiment, options)
     return Response(data, media_type="application/octet-stream")
 
@@ -222,10 +223,7 @@ def put_landscape(
     session: SessionDep,
     principal: PrincipalDep,
     store: StoreDep,
-    run: Run = 0,
-    resolution: Resolution = DEFAULT_RESOLUTION,
-    margin: Margin = DEFAULT_MARGIN,
-    normalisation: Normalisation = "none",
+    options: PlaneOptions,
 ) -> LandscapeOut:
     """Store the losses your client evaluated over the grid of
     `GET /experiments/{id}/landscape/plane` (same parameters, given out first) as the
@@ -233,6 +231,5 @@ def put_landscape(
     like one the service computed (`evaluated_by: client`). Only for uploads that declare no
     model (409 otherwise); sending again replaces it."""
     experiment = usecases.get_experiment(session, principal, experiment_id)
-    options = landscapes.Options(run, resolution, margin, normalisation)
     document = landscapes.save_evaluated(session, store, experiment, options, losses.model_dump())
     return LandscapeOut(experiment_id=experiment.id, status="ready", **document)
