@@ -7,7 +7,7 @@ with relative links only, so the same files can be served by the API and written
 statistic as the mean over the K seeds with its 95% interval, beside the band of its null or
 control, and each verdict with how many seeds agree; the figures show the first seed.
 
-Why one module of ~520 lines: the HTML page, its claims table and the figure list are one
+Why one module of ~540 lines: the HTML page, its claims table and the figure list are one
 template read top to bottom; the statistics live in weightspace.claims and the drawing in
 weightspace.figures.
 """

@@ -1,6 +1,6 @@
 """Snapshot files (one safetensors object per captured parameter vector) and the stores holding them.
 
-One file on purpose (~420 lines): the snapshot format, its encoding and the stores are one contract
+One file on purpose (~500 lines): the snapshot format, its encoding and the stores are one contract
 (keys, checksums, metadata) that every reader and writer must agree on.
 
 A snapshot object is a safetensors file with one tensor ``params`` (the flat parameter vector,

@@ -1,6 +1,6 @@
 """Every operation of the weightspace API, written once for the sync and the async client.
 
-Why one module of ~660 lines: one flow per API operation (see :mod:`weightspace_client.flows`),
+Why one module of ~770 lines: one flow per API operation (see :mod:`weightspace_client.flows`),
 so the whole contract -- paths, parameters, bodies, how answers are read -- reads in one place;
 the clients in ``client.py`` and ``aio.py`` only perform the flows' steps.
 """

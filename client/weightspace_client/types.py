@@ -4,7 +4,7 @@ They mirror the service's ``weightspace_service.schemas`` package (see ``openapi
 Keys marked ``NotRequired`` may be absent; every other key is present, possibly ``null``.
 Timestamps are ISO 8601 strings and ids are UUID strings.
 
-Why one module of ~560 lines: one TypedDict per response schema of openapi/openapi.json,
+Why one module of ~600 lines: one TypedDict per response schema of openapi/openapi.json,
 declarations only, mapped in OPENAPI_SCHEMAS and checked against the document by a test.
 """
 
