@@ -93,7 +93,7 @@ def hey(
 
 def clone(sessions: Any, source: uuid.UUID) -> uuid.UUID:
     """A new experiment with the source's runs and snapshot rows (same objects): no cached Gram."""
-    from weightspace.adapters.db import Experiment, Run, SnapshotRecord
+    from weightspace_app.infra.db import Experiment, Run, SnapshotRecord
 
     new_id = uuid.uuid4()
     with sessions() as session:
@@ -146,7 +146,7 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="weightspace-load-"))
     env = {**os.environ, "WEIGHTSPACE_HOME": str(home), "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *(str(ROOT / p) for p in ("service", "worker", "migrations", "client"))]
+        [str(ROOT), *(str(ROOT / p) for p in ("app", "service", "worker", "migrations", "client"))]
     )}  # fmt: skip
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -166,19 +166,22 @@ def main() -> None:
                 assert time.monotonic() < deadline and api.poll() is None, "the API did not start"
                 time.sleep(0.2)
         os.environ["WEIGHTSPACE_HOME"] = str(home)
-        from weightspace.adapters import experiments as usecases
-        from weightspace.adapters.db import make_engine, make_sessionmaker
-        from weightspace.adapters.settings import Settings
-        from weightspace.adapters.storage import store_for
+        from weightspace_app.access import ANONYMOUS
+        from weightspace_app.infra.db import make_engine, make_sessionmaker
+        from weightspace_app.infra.settings import Settings
+        from weightspace_app.infra.storage import store_for
+        from weightspace_app.usecases import experiments as usecases
+        from weightspace_app.usecases.execution import execute
+
         from weightspace.spec import ExperimentSpec
 
         settings = Settings(home=home)
         sessions = make_sessionmaker(make_engine(settings.database_url))
         with sessions() as session:
             trained = usecases.submit(
-                session, usecases.ANONYMOUS, ExperimentSpec.model_validate(SPEC), "cpu"
+                session, ANONYMOUS, ExperimentSpec.model_validate(SPEC), "cpu"
             ).id
-        usecases.execute(sessions, store_for(settings), trained, device="cpu")
+        execute(sessions, store_for(settings), trained, device="cpu")
         warm = f"{base}/experiments/{trained}"
         urllib.request.urlopen(f"{warm}/pca", timeout=120).read()  # warm the cache
         rss_before = rss_mib(api.pid)

@@ -25,8 +25,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-
-from weightspace.adapters.s3 import S3Store, default_config
+from weightspace_app.infra.s3 import S3Store, default_config
 
 pytest_plugins = ["tests.plugins.database"]
 

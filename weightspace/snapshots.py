@@ -256,7 +256,7 @@ def parse_header(data: bytes) -> Header:
 
 
 class ObjectStore(Protocol):
-    """Bytes under keys. Implementations: :class:`LocalStore` and ``adapters.s3.S3Store``."""
+    """Bytes under keys. Implementations: :class:`LocalStore` and ``weightspace_app.infra.s3.S3Store``."""
 
     def put(self, key: str, data: bytes) -> None: ...
 

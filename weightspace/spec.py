@@ -209,7 +209,7 @@ class UploadSpec(BaseModel):
     The service trains nothing for it. Analyses that evaluate the model (landscape planes,
     barriers) need one: either the upload declares a ``model`` the service can build (with the
     ``dataset`` to evaluate on), or the client evaluates the plane with its own model (see
-    :mod:`weightspace.adapters.landscapes`).
+    :mod:`weightspace_app.usecases.landscapes`).
     """
 
     model_config = _STRICT

@@ -1,8 +1,8 @@
 """Alembic environment: runs the migrations against PostgreSQL or SQLite, online or offline.
 
 The database URL comes from the caller (``config.attributes["url"]``, set by
-``weightspace.adapters.migrate``), else from ``sqlalchemy.url`` if a caller set it, else from
-``WEIGHTSPACE_DATABASE_URL`` (``weightspace.adapters.settings``). A caller may also hand over an
+``weightspace_app.infra.migrate``), else from ``sqlalchemy.url`` if a caller set it, else from
+``WEIGHTSPACE_DATABASE_URL`` (``weightspace_app.infra.settings``). A caller may also hand over an
 open connection in ``config.attributes["connection"]``.
 """
 
@@ -14,9 +14,8 @@ from alembic import context
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
-
-from weightspace.adapters.db import Base
-from weightspace.adapters.migrate import ensure_sqlite_directory
+from weightspace_app.infra.db import Base
+from weightspace_app.infra.migrate import ensure_sqlite_directory
 
 config = context.config
 
@@ -31,7 +30,7 @@ def database_url() -> str:
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
     if url:
         return str(url)
-    from weightspace.adapters.settings import Settings
+    from weightspace_app.infra.settings import Settings
 
     return Settings().database_url
 

@@ -1,1 +1,1 @@
-"""The HTTP API: a thin FastAPI adapter over weightspace.adapters.experiments."""
+"""The HTTP API: a thin FastAPI adapter over weightspace_app.usecases.experiments."""

@@ -6,9 +6,9 @@ import argparse
 import ipaddress
 
 import uvicorn
+from weightspace_app.infra.migrate import upgrade
+from weightspace_app.infra.settings import Settings
 
-from weightspace.adapters.migrate import upgrade
-from weightspace.adapters.settings import Settings
 from weightspace_service.app import create_app
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")

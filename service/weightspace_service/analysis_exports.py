@@ -8,9 +8,9 @@ from collections.abc import Mapping
 
 import numpy as np
 from fastapi.responses import Response
+from weightspace_app.access import Conflict
 
 from weightspace import joint_figures
-from weightspace.adapters.experiments import Conflict
 from weightspace.figures import FigureUnavailable, render
 from weightspace_service.schemas import AnalysisOut
 from weightspace_service.schemas.landscape import JointEnd

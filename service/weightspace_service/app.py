@@ -11,14 +11,14 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from threadpoolctl import threadpool_limits
+from weightspace_app.infra.db import make_engine, make_sessionmaker
+from weightspace_app.infra.maintenance import Maintenance, celery_publisher
+from weightspace_app.infra.queue import make_celery
+from weightspace_app.infra.settings import Settings
+from weightspace_app.infra.storage import store_for
+from weightspace_app.usecases.analyses import Analyzer
+from weightspace_app.usecases.figures import FigureMaker
 
-from weightspace.adapters.analyses import Analyzer
-from weightspace.adapters.db import make_engine, make_sessionmaker
-from weightspace.adapters.figures import FigureMaker
-from weightspace.adapters.maintenance import Maintenance, celery_publisher
-from weightspace.adapters.queue import make_celery
-from weightspace.adapters.settings import Settings
-from weightspace.adapters.storage import store_for
 from weightspace.snapshots import ObjectStore
 from weightspace_service import contract, problems
 from weightspace_service.protocol import (
@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             memory_bytes=settings.analysis_memory_bytes,
         )
         app.state.figures = FigureMaker(app.state.analyzer)
-        # Outbox relay and lease reaper (see weightspace.adapters.maintenance).
+        # Outbox relay and lease reaper (see weightspace_app.infra.maintenance).
         app.state.maintenance = Maintenance(
             settings, app.state.sessions, celery_publisher(app.state.celery)
         )

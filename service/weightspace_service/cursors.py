@@ -7,7 +7,7 @@ import json
 import uuid
 from datetime import datetime
 
-from weightspace.adapters.experiments import InvalidQuery
+from weightspace_app.access import InvalidQuery
 
 
 def encode_cursor(*values: object) -> str:

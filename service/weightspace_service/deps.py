@@ -11,16 +11,17 @@ from celery import Celery
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
+from weightspace_app.access import ANONYMOUS, Principal
+from weightspace_app.infra import idempotency, workers
+from weightspace_app.infra.db import Experiment
+from weightspace_app.infra.idempotency import Created
+from weightspace_app.infra.maintenance import Maintenance
+from weightspace_app.infra.settings import Settings
+from weightspace_app.usecases import limits
+from weightspace_app.usecases.analyses import Analyzer
+from weightspace_app.usecases.figures import FigureMaker
+from weightspace_app.usecases.tokens import authenticate
 
-from weightspace.adapters import idempotency, limits, workers
-from weightspace.adapters.analyses import Analyzer
-from weightspace.adapters.db import Experiment
-from weightspace.adapters.experiments import ANONYMOUS, Principal
-from weightspace.adapters.figures import FigureMaker
-from weightspace.adapters.idempotency import Created
-from weightspace.adapters.maintenance import Maintenance
-from weightspace.adapters.settings import Settings
-from weightspace.adapters.tokens import authenticate
 from weightspace.data import DatasetUnavailable
 from weightspace.snapshots import ObjectStore
 from weightspace.spec import ExperimentSpec
@@ -150,7 +151,7 @@ class Submission:
     ) -> tuple[Created, bool, list[str]]:
         """Insert what ``build`` makes, once per ``Idempotency-Key`` and ``request`` (the body,
         with the queue), if ``specs`` pass the limits and a worker of the queue can load their
-        data (``weightspace.adapters.workers``: else 422 naming ``dataset.name``, or
+        data (``weightspace_app.infra.workers``: else 422 naming ``dataset.name``, or
         ``dataset_field``); returns it, whether it is new (only then is it enqueued) and the
         warnings to answer with (no live worker on the queue)."""
         try:
@@ -176,7 +177,7 @@ class Submission:
     def enqueue(self, experiments: Sequence[Experiment], *, undo: object = None) -> None:
         """Publish the committed experiments' tasks now. Their outbox entries were committed
         with them, so a broker that is down or hangs delays the tasks but loses none, and the
-        request does not wait for it (see weightspace.adapters.outbox)."""
+        request does not wait for it (see weightspace_app.infra.outbox)."""
         self.maintenance.wake()
 
 

@@ -17,11 +17,11 @@ from celery import Celery
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
+from weightspace_app.infra.queue import GRAM_TASK
+from weightspace_app.infra.settings import Settings
+from weightspace_app.usecases import jobs, sharded
+from weightspace_app.usecases.analyses import Inputs
 
-from weightspace.adapters import jobs, sharded
-from weightspace.adapters.analyses import Inputs
-from weightspace.adapters.queue import GRAM_TASK
-from weightspace.adapters.settings import Settings
 from weightspace.snapshots import ObjectStore
 from weightspace_service.problems import Unavailable
 

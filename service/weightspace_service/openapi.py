@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from weightspace.adapters.settings import Settings
+from weightspace_app.infra.settings import Settings
+
 from weightspace_service.app import create_app
 
 # A development tool: the document lives in the source checkout, beside service/.

@@ -13,13 +13,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Scope, Send
+from weightspace_app.access import Conflict, InvalidQuery, NotFound, Unsupported
+from weightspace_app.infra import logs
+from weightspace_app.infra.gram_store import DamagedSnapshot
+from weightspace_app.infra.idempotency import KeyReused
+from weightspace_app.usecases.limits import OverBudget, QuotaExceeded
 
-from weightspace.adapters import logs
-from weightspace.adapters.access import Unsupported
-from weightspace.adapters.experiments import Conflict, InvalidQuery, NotFound
-from weightspace.adapters.gram_store import DamagedSnapshot
-from weightspace.adapters.idempotency import KeyReused
-from weightspace.adapters.limits import OverBudget, QuotaExceeded
 from weightspace.data import DatasetUnavailable
 from weightspace.errors import InvalidField
 from weightspace.snapshots import StoreUnavailable

@@ -13,8 +13,7 @@ import time
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from weightspace.adapters import logs
+from weightspace_app.infra import logs
 
 HEADER = "x-request-id"
 _ACCEPTED = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -81,7 +81,14 @@ def test_cancel_retry_delete_with_tokens_on_real_services(
 
         def token(owner: str) -> str:
             made = subprocess.run(
-                [sys.executable, "-m", "weightspace.adapters.tokens", "create", "--owner", owner],
+                [
+                    sys.executable,
+                    "-m",
+                    "weightspace_app.usecases.tokens",
+                    "create",
+                    "--owner",
+                    owner,
+                ],
                 env=env,
                 capture_output=True,
                 text=True,

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from weightspace_app.infra.supervisor import port_is_free
 
 from tests.e2e.test_embedded import weightspace_command
-from weightspace.adapters.supervisor import port_is_free
 
 pytestmark = pytest.mark.integration
 

@@ -121,9 +121,10 @@ def test_the_server_wheel_ships_migrations_and_presets(wheels: dict[str, Path]) 
     assert presets
     for preset in presets:
         assert f"weightspace/presets/{preset.name}" in names
-    for package in ("weightspace", "weightspace_service", "weightspace_worker"):
+    for package in ("weightspace", "weightspace_app", "weightspace_service", "weightspace_worker"):
         assert f"{package}/__init__.py" in names
-    assert "weightspace/adapters/supervisor.py" in names
+    assert "weightspace_app/infra/supervisor.py" in names
+    assert not any(name.startswith("weightspace/adapters") for name in names)
     assert not any(name.startswith("weightspace_client/") for name in names)
 
 
@@ -138,23 +139,26 @@ def test_the_client_wheel_is_the_light_client_with_the_command(wheels: dict[str,
     assert "weightspace = weightspace_client.cli:app" in text
 
 
-def _shared_dependencies(folder: Path) -> Path:
-    """A folder of links to this interpreter's installed packages, less this project's own."""
+def _shared_dependencies(folder: Path, leave_out: tuple[str, ...] = ()) -> Path:
+    """A folder of links to this interpreter's installed packages, less this project's own and
+    those whose names start with one of ``leave_out`` (lower case)."""
     folder.mkdir()
     paths = sysconfig.get_paths()
     for site in dict.fromkeys(Path(paths[key]) for key in ("purelib", "platlib")):
         for entry in site.iterdir():
             if entry.name.startswith(OWN_PREFIXES) or entry.suffix == ".pth":
                 continue
+            if entry.name.lower().startswith(leave_out):
+                continue
             if not (folder / entry.name).exists():
                 (folder / entry.name).symlink_to(entry)
     return folder
 
 
-@pytest.fixture(scope="module")
-def installed(wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv outside the checkout with both wheels installed: its folder."""
-    tmp = tmp_path_factory.mktemp("venv")
+def _venv(
+    wheels: dict[str, Path], tmp: Path, requirements: list[str], leave_out: tuple[str, ...] = ()
+) -> Path:
+    """A fresh venv in ``tmp`` with ``requirements`` installed from the wheels: its folder."""
     root = tmp / "venv"
     venv.EnvBuilder(with_pip=False, symlinks=True).create(root)
     python = root / "bin" / "python"
@@ -163,16 +167,53 @@ def installed(wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
         timeout=60,
         cwd=tmp,
     ).strip()
-    shared = _shared_dependencies(tmp / "shared-site-packages")
+    shared = _shared_dependencies(tmp / "shared-site-packages", leave_out)
     (Path(purelib) / "shared-dependencies.pth").write_text(f"{shared}\n")
     dist = wheels["weightspace"].parent
     _run(
         [sys.executable, "-m", "pip", "--python", python, "install", "--no-index",
-         "--find-links", dist, "weightspace[server]", "weightspace-client"],
+         "--find-links", dist, *requirements],
         timeout=INSTALL_TIMEOUT_S,
         cwd=tmp,
     )  # fmt: skip
     return root
+
+
+@pytest.fixture(scope="module")
+def installed(wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv outside the checkout with both wheels installed: its folder."""
+    tmp = tmp_path_factory.mktemp("venv")
+    return _venv(wheels, tmp, ["weightspace[server]", "weightspace-client"])
+
+
+#: Distributions of the server extra and the client (lower-case name prefixes, as folders in
+#: site-packages are named), left out of the core-only venv.
+SERVER_DISTRIBUTIONS = (
+    "fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "psycopg", "celery", "kombu",
+    "billiard", "redis", "boto3", "botocore", "s3transfer", "pydantic_settings", "httpx",
+)  # fmt: skip
+
+
+def test_the_core_installs_and_imports_without_the_server(
+    wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``pip install weightspace`` (no extra) in a venv without SQLAlchemy, Celery or FastAPI:
+    every module of the core imports, and none of the server's libraries can be found."""
+    tmp = tmp_path_factory.mktemp("core-venv")
+    root = _venv(wheels, tmp, ["weightspace"], leave_out=SERVER_DISTRIBUTIONS)
+    code = (
+        "import importlib, importlib.util, pkgutil, sys\n"
+        "import weightspace, weightspace.analysis, weightspace.training\n"
+        f"absent = [n for n in {SERVER_DISTRIBUTIONS!r} if importlib.util.find_spec(n)]\n"
+        "assert not absent, absent\n"
+        "names = [m.name for m in pkgutil.walk_packages(weightspace.__path__, 'weightspace.')]\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "print(len(names), weightspace.__file__)"
+    )
+    count, location = _run([root / "bin" / "python", "-c", code], timeout=300, cwd=tmp).split()
+    assert int(count) >= 30, count
+    assert Path(location).is_relative_to(root)
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> dict[str, object]:

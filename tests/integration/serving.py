@@ -14,9 +14,9 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from weightspace_app.infra.settings import Settings
 
 from tests.e2e.scenario import spawn, stop
-from weightspace.adapters.settings import Settings
 from weightspace_service.app import create_app
 
 

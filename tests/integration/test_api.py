@@ -22,12 +22,12 @@ from fastapi.testclient import TestClient
 from scipy.spatial.distance import pdist, squareform
 from sklearn.decomposition import PCA
 from sqlalchemy import event, func, select
+from weightspace_app.infra.db import Experiment, OutboxEntry
+from weightspace_app.infra.maintenance import celery_publisher
+from weightspace_app.infra.queue import TRAIN_TASK, make_celery
+from weightspace_app.infra.settings import Settings
+from weightspace_app.usecases.execution import execute
 
-from weightspace.adapters import experiments as usecases
-from weightspace.adapters.db import Experiment, OutboxEntry
-from weightspace.adapters.maintenance import celery_publisher
-from weightspace.adapters.queue import TRAIN_TASK, make_celery
-from weightspace.adapters.settings import Settings
 from weightspace.snapshots import decode_snapshot
 from weightspace_service.app import create_app
 from weightspace_service.params import MAX_SELECTED_EPOCHS
@@ -69,8 +69,7 @@ def train(client: TestClient, spec: dict = SPEC) -> str:
     experiment_id = response.json()["id"]
     state = client.app.state  # type: ignore[attr-defined]
     assert (
-        usecases.execute(state.sessions, state.store, uuid.UUID(experiment_id), device="cpu")
-        == "succeeded"
+        execute(state.sessions, state.store, uuid.UUID(experiment_id), device="cpu") == "succeeded"
     )
     return experiment_id
 
@@ -363,7 +362,7 @@ def test_snapshot_pages_and_missing_snapshot(client: TestClient) -> None:
 
 
 def test_experiment_pages(tmp_path: Path, fresh_postgres_url: str) -> None:
-    from weightspace.adapters.migrate import upgrade
+    from weightspace_app.infra.migrate import upgrade
 
     upgrade(fresh_postgres_url)
     with TestClient(create_app(make_settings(tmp_path, fresh_postgres_url))) as client:

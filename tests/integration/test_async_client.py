@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 from typer.testing import CliRunner
+from weightspace_app.infra.settings import Settings
 
 from tests.integration.serving import serving
-from weightspace.adapters.settings import Settings
 from weightspace_client import AsyncWeightspaceClient, ExperimentFailed, WeightspaceClient
 from weightspace_client.cli import app as cli
 from weightspace_service.app import create_app

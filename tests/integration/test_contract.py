@@ -17,11 +17,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from weightspace_app.infra.settings import Settings
+from weightspace_app.usecases.execution import execute
+from weightspace_app.usecases.tokens import create_token
 
 from tests.integration.serving import serving
-from weightspace.adapters import experiments as usecases
-from weightspace.adapters.settings import Settings
-from weightspace.adapters.tokens import create_token
 from weightspace_service.app import create_app
 from weightspace_service.openapi import DOCUMENT
 
@@ -57,9 +57,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, migrated_postgres_url: st
     )
     with serving(app) as url:
         experiment_id = httpx.post(f"{url}/experiments", json=SEED_SPEC).json()["id"]
-        usecases.execute(
-            app.state.sessions, app.state.store, uuid.UUID(experiment_id), device="cpu"
-        )
+        execute(app.state.sessions, app.state.store, uuid.UUID(experiment_id), device="cpu")
         yield url
 
 
@@ -97,9 +95,7 @@ def authenticated(
             headers = {"Authorization": f"Bearer {create_token(session, ADMIN_OWNER)[1]}"}
         response = httpx.post(f"{url}/experiments", json=SEED_SPEC, headers=headers)
         experiment_id = response.json()["id"]
-        usecases.execute(
-            app.state.sessions, app.state.store, uuid.UUID(experiment_id), device="cpu"
-        )
+        execute(app.state.sessions, app.state.store, uuid.UUID(experiment_id), device="cpu")
         yield url, headers
 
 

@@ -15,13 +15,13 @@ import httpx
 import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
+from weightspace_app.access import ANONYMOUS
+from weightspace_app.infra.s3 import S3Store
+from weightspace_app.infra.settings import Settings
+from weightspace_app.usecases import analyses, lifecycle
 
 from tests.conftest import SeaweedFS
 from tests.integration.serving import serving
-from weightspace.adapters import analyses, lifecycle
-from weightspace.adapters.experiments import ANONYMOUS
-from weightspace.adapters.s3 import S3Store
-from weightspace.adapters.settings import Settings
 from weightspace_client import ApiError, WeightspaceClient
 from weightspace_service.app import create_app
 

@@ -7,10 +7,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from weightspace_app.access import ANONYMOUS
+from weightspace_app.infra.db import Experiment, SnapshotRecord, make_engine, make_sessionmaker
+from weightspace_app.infra.migrate import upgrade
+from weightspace_app.usecases import experiments as usecases
+from weightspace_app.usecases.execution import execute
 
-from weightspace.adapters import experiments as usecases
-from weightspace.adapters.db import Experiment, SnapshotRecord, make_engine, make_sessionmaker
-from weightspace.adapters.migrate import upgrade
 from weightspace.snapshots import LocalStore, get_snapshot
 from weightspace.spec import ExperimentSpec
 
@@ -68,23 +70,23 @@ def test_dying_after_a_write_then_running_again_gives_the_uninterrupted_trajecto
 ) -> None:  # type: ignore[no-untyped-def]
     reference_store = LocalStore(tmp_path / "reference")
     with sessions() as session:
-        reference = usecases.submit(session, usecases.ANONYMOUS, SPEC, "cpu").id
-    assert usecases.execute(sessions, reference_store, reference, device="cpu") == "succeeded"
+        reference = usecases.submit(session, ANONYMOUS, SPEC, "cpu").id
+    assert execute(sessions, reference_store, reference, device="cpu") == "succeeded"
 
     store = DyingStore(tmp_path / "store", fatal)
     with sessions() as session:
-        experiment_id = usecases.submit(session, usecases.ANONYMOUS, SPEC, "cpu").id
+        experiment_id = usecases.submit(session, ANONYMOUS, SPEC, "cpu").id
     with pytest.raises(Died):
-        usecases.execute(sessions, store, experiment_id, device="cpu", lease_seconds=1.0)
+        execute(sessions, store, experiment_id, device="cpu", lease_seconds=1.0)
     with sessions() as session:
         assert (
             session.get(Experiment, experiment_id).status == "running"
         )  # as a killed worker leaves it
     # While the dead worker's lease lasts, nobody else trains its runs; once it has run out,
     # the re-enqueued task (the same call again) resumes them.
-    assert usecases.execute(sessions, store, experiment_id, device="cpu") == "busy"
+    assert execute(sessions, store, experiment_id, device="cpu") == "busy"
     time.sleep(1.2)
-    assert usecases.execute(sessions, store, experiment_id, device="cpu") == "succeeded"
+    assert execute(sessions, store, experiment_id, device="cpu") == "succeeded"
 
     expected = trajectory(sessions, reference_store, reference)
     assert sorted(expected) == [(r, e) for r in (0, 1) for e in (0, 2, 4, 6)]
@@ -97,19 +99,19 @@ def test_dying_after_a_write_then_running_again_gives_the_uninterrupted_trajecto
 def test_a_finished_experiment_is_not_trained_again(sessions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = LocalStore(tmp_path / "store")
     with sessions() as session:
-        experiment_id = usecases.submit(session, usecases.ANONYMOUS, SPEC, "cpu").id
-    assert usecases.execute(sessions, store, experiment_id, device="cpu") == "succeeded"
+        experiment_id = usecases.submit(session, ANONYMOUS, SPEC, "cpu").id
+    assert execute(sessions, store, experiment_id, device="cpu") == "succeeded"
     before = trajectory(sessions, store, experiment_id)
-    assert usecases.execute(sessions, store, experiment_id, device="cpu") == "succeeded"
+    assert execute(sessions, store, experiment_id, device="cpu") == "succeeded"
     assert trajectory(sessions, store, experiment_id) == before
 
 
 def test_a_failing_experiment_records_its_error(sessions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     spec = SPEC.model_copy(update={"dataset": SPEC.dataset.model_copy(update={"name": "mnist"})})
     with sessions() as session:
-        experiment_id = usecases.submit(session, usecases.ANONYMOUS, spec, "cpu").id
+        experiment_id = usecases.submit(session, ANONYMOUS, spec, "cpu").id
     with pytest.raises(FileNotFoundError):
-        usecases.execute(
+        execute(
             sessions, LocalStore(tmp_path / "s"), experiment_id, device="cpu", data_dir=tmp_path
         )
     with sessions() as session:

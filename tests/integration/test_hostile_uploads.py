@@ -20,11 +20,11 @@ import pytest
 from fastapi import FastAPI
 from safetensors.numpy import save as np_save
 from safetensors.torch import load as torch_load
+from weightspace_app.infra.db import SnapshotRecord
 
 from tests.hostile import INTERNALS, MALFORMED, NAMES, NON_FINITE, params
 from tests.integration.serving import serving
 from tests.integration.test_uploads import settings
-from weightspace.adapters.db import SnapshotRecord
 from weightspace.snapshots import Snapshot, encode_snapshot, sha256_hex
 from weightspace.vocabulary import FIGURE_NAMES
 from weightspace_service.app import create_app

@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
+from weightspace_app.infra.db import Experiment, IdempotencyKey, Suite
 
 from tests.integration.serving import serving
 from tests.integration.test_stranger import SPEC, is_problem, settings_for
-from weightspace.adapters.db import Experiment, IdempotencyKey, Suite
 from weightspace_service.app import create_app
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import pdist, squareform
 from sklearn.decomposition import PCA
+from weightspace_app.infra.settings import Settings
 
 from tests.integration.serving import serving
-from weightspace.adapters.settings import Settings
 from weightspace_client import WeightspaceClient
 from weightspace_service.app import create_app
 from weightspace_service.params import MAX_SELECTED_EPOCHS

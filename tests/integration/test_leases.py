@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
-
-from weightspace.adapters import execution, leases, outbox
-from weightspace.adapters import experiments as usecases
-from weightspace.adapters.db import (
+from weightspace_app.access import ANONYMOUS
+from weightspace_app.infra import leases, outbox
+from weightspace_app.infra.db import (
     Experiment,
     OutboxEntry,
     Run,
@@ -23,9 +22,12 @@ from weightspace.adapters.db import (
     make_sessionmaker,
     utcnow,
 )
-from weightspace.adapters.faults import Transient
-from weightspace.adapters.migrate import upgrade
-from weightspace.adapters.suites import create_suite
+from weightspace_app.infra.faults import Transient
+from weightspace_app.infra.migrate import upgrade
+from weightspace_app.usecases import execution
+from weightspace_app.usecases import experiments as usecases
+from weightspace_app.usecases.suites import create_suite
+
 from weightspace.snapshots import LocalStore, StoreUnavailable, decode_snapshot
 from weightspace.spec import ExperimentSpec
 
@@ -63,7 +65,7 @@ def entries(sessions: sessionmaker[Session], experiment_id: uuid.UUID) -> list[O
 
 def submitted(sessions: sessionmaker[Session]) -> uuid.UUID:
     with sessions() as session:
-        return usecases.submit(session, usecases.ANONYMOUS, SPEC, "cpu").id
+        return usecases.submit(session, ANONYMOUS, SPEC, "cpu").id
 
 
 def mark_sent(sessions: sessionmaker[Session], experiment_id: uuid.UUID, ago: float) -> None:
@@ -190,7 +192,7 @@ def test_a_worker_that_lost_its_lease_stops_without_writing(
 
 def test_deleting_a_suite_deletes_its_experiments(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
-        suite = create_suite(session, usecases.ANONYMOUS, "quick", "digits", "cpu")
+        suite = create_suite(session, ANONYMOUS, "quick", "digits", "cpu")
         suite_id = suite.id
     with sessions() as session:
         session.delete(session.get_one(Suite, suite_id))
@@ -256,7 +258,7 @@ def test_a_permanent_error_is_named_without_internal_addresses(
 
 def test_a_suite_commits_with_all_its_tasks(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
-        suite = create_suite(session, usecases.ANONYMOUS, "quick", "digits", "cpu")
+        suite = create_suite(session, ANONYMOUS, "quick", "digits", "cpu")
         ids = {e.id for e in suite.experiments}
     with sessions() as session:
         pending = session.scalars(select(OutboxEntry.experiment_id)).all()

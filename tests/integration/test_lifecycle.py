@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from weightspace_app.infra.db import Experiment
+from weightspace_app.infra.s3 import S3Store
+from weightspace_app.infra.settings import Settings
+from weightspace_app.usecases.execution import execute
 
 from tests.conftest import SeaweedFS
 from tests.integration.test_stranger import is_problem
-from weightspace.adapters import experiments as usecases
-from weightspace.adapters.db import Experiment
-from weightspace.adapters.s3 import S3Store
-from weightspace.adapters.settings import Settings
 from weightspace_service.app import create_app
 
 pytestmark = pytest.mark.integration
@@ -60,9 +60,9 @@ def keys(store: S3Store, prefix: str = "") -> list[str]:
     return [item["Key"] for page in pages for item in page.get("Contents", ())]
 
 
-def execute(client: TestClient, experiment_id: str) -> str:
+def run(client: TestClient, experiment_id: str) -> str:
     state = client.app.state  # type: ignore[attr-defined]
-    return usecases.execute(state.sessions, state.store, uuid.UUID(experiment_id), device="cpu")
+    return execute(state.sessions, state.store, uuid.UUID(experiment_id), device="cpu")
 
 
 def submit(client: TestClient, spec: dict[str, Any]) -> str:
@@ -82,7 +82,7 @@ def final_metrics(client: TestClient, experiment_id: str) -> list[dict[str, floa
 
 def test_delete_removes_rows_and_every_object(client: TestClient, s3_store: S3Store) -> None:
     experiment_id = submit(client, SPEC)
-    assert execute(client, experiment_id) == "succeeded"
+    assert run(client, experiment_id) == "succeeded"
     client.get(f"/experiments/{experiment_id}/pca")  # caches a Gram matrix in the store too
     prefix = f"experiments/{uuid.UUID(experiment_id).hex}/"
     assert keys(s3_store, prefix), "training stored objects"
@@ -101,15 +101,15 @@ def test_cancel_queued_then_retry_resumes_to_the_same_result(client: TestClient)
     body = cancelled.json()
     assert body["status"] == "cancelled" and body["finished_at"] is not None
     assert {r["status"] for r in body["runs"]} == {"cancelled"}
-    assert execute(client, experiment_id) == "cancelled"  # the task, delivered late, does nothing
+    assert run(client, experiment_id) == "cancelled"  # the task, delivered late, does nothing
     retried = client.post(f"/experiments/{experiment_id}/retry")
     assert retried.status_code == 202 and retried.json()["status"] == "queued"
     assert retried.headers["location"] == f"/experiments/{experiment_id}"
-    assert execute(client, experiment_id) == "succeeded"
+    assert run(client, experiment_id) == "succeeded"
     is_problem(client.post(f"/experiments/{experiment_id}/retry"), 409)
     is_problem(client.post(f"/experiments/{experiment_id}/cancel"), 409)
     reference = submit(client, SPEC)
-    assert execute(client, reference) == "succeeded"
+    assert run(client, reference) == "succeeded"
     assert final_metrics(client, experiment_id) == final_metrics(client, reference)
 
 
@@ -118,7 +118,7 @@ def test_cancel_running_stops_within_seconds_keeps_snapshots_and_retry_continues
 ) -> None:
     experiment_id = submit(client, LONG)
     outcome: list[str] = []
-    worker = threading.Thread(target=lambda: outcome.append(execute(client, experiment_id)))
+    worker = threading.Thread(target=lambda: outcome.append(run(client, experiment_id)))
     worker.start()
     deadline = time.monotonic() + 120
     while not client.get(f"/experiments/{experiment_id}/runs/0/snapshots").json()["items"]:
@@ -167,7 +167,7 @@ def test_failed_experiments_retry_and_running_ones_refuse_delete(client: TestCli
         session.commit()
     retried = client.post(f"/experiments/{experiment_id}/retry").json()
     assert retried["status"] == "queued" and retried.get("error") is None
-    assert execute(client, experiment_id) == "succeeded"
+    assert run(client, experiment_id) == "succeeded"
 
 
 def test_suite_cancel_retry_and_delete(client: TestClient, s3_store: S3Store) -> None:

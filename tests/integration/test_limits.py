@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from weightspace_app.infra.settings import Settings
+from weightspace_app.usecases.tokens import create_token
 
 from tests.integration.test_stranger import SPEC, is_problem, settings_for
-from weightspace.adapters.settings import Settings
-from weightspace.adapters.tokens import create_token
 from weightspace_service.app import create_app
 
 pytestmark = pytest.mark.integration

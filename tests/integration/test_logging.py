@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from weightspace_app.access import ANONYMOUS
+from weightspace_app.infra import logs
+from weightspace_app.infra.db import make_engine, make_sessionmaker
+from weightspace_app.infra.migrate import upgrade
+from weightspace_app.infra.settings import Settings
+from weightspace_app.usecases import experiments as usecases
+from weightspace_app.usecases.execution import execute
 
-from weightspace.adapters import experiments as usecases
-from weightspace.adapters import logs
-from weightspace.adapters.db import make_engine, make_sessionmaker
-from weightspace.adapters.experiments import ANONYMOUS
-from weightspace.adapters.migrate import upgrade
-from weightspace.adapters.settings import Settings
 from weightspace.snapshots import LocalStore
 from weightspace.spec import ExperimentSpec
 from weightspace_service.app import create_app
@@ -104,9 +105,7 @@ def test_every_line_of_a_training_names_its_experiment(
         session.commit()
         experiment_id = experiment.id
     with logs.context(experiment_id=str(experiment_id)):  # as the Celery task does
-        status = usecases.execute(
-            sessions, LocalStore(tmp_path / "store"), experiment_id, device="cpu"
-        )
+        status = execute(sessions, LocalStore(tmp_path / "store"), experiment_id, device="cpu")
     assert status == "succeeded"
     ours = [e for e in lines(captured) if str(e["logger"]).startswith("weightspace")]
     assert ours and all(e.get("experiment_id") == str(experiment_id) for e in ours)

@@ -17,11 +17,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
+from weightspace_app.infra import migrate
+from weightspace_app.infra.db import Base, Experiment, Run, SnapshotRecord, make_engine
+from weightspace_app.infra.migrate import DatabaseNotMigrated, alembic_config, check, current
 
 from tests.plugins.database import rolled_back_session
-from weightspace.adapters import migrate
-from weightspace.adapters.db import Base, Experiment, Run, SnapshotRecord, make_engine
-from weightspace.adapters.migrate import DatabaseNotMigrated, alembic_config, check, current
 from weightspace.vocabulary import JOB_STATUSES, REPORT_STATUSES, SOURCES, STATUSES
 
 pytestmark = pytest.mark.integration

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 from typer.testing import CliRunner
+from weightspace_app.infra.migrate import upgrade
 
 from tests.integration.serving import serving
 from tests.integration.test_uploads import settings
-from weightspace.adapters.migrate import upgrade
 from weightspace_client import ApiError, WeightspaceClient
 from weightspace_client.cli import app as cli
 from weightspace_service.app import create_app

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
+from weightspace_app.infra.s3 import S3Store
+from weightspace_app.infra.settings import Settings
+from weightspace_app.infra.storage import open_store, store_for
 
-from weightspace.adapters.s3 import S3Store
-from weightspace.adapters.settings import Settings
-from weightspace.adapters.storage import open_store, store_for
 from weightspace.snapshots import (
     ChecksumError,
     LocalStore,

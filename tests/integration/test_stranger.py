@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from weightspace_app.infra.settings import Settings
 
-from weightspace.adapters.settings import Settings
 from weightspace_service.app import create_app
 from weightspace_service.openapi import DOCUMENT
 

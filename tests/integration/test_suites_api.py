@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from weightspace_app.infra.settings import Settings
 
-from weightspace.adapters.settings import Settings
 from weightspace_service.app import create_app
 
 pytestmark = pytest.mark.integration

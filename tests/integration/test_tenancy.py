@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from weightspace_app.usecases.execution import execute
+from weightspace_app.usecases.tokens import create_token, revoke_token
 
 from tests.integration.test_stranger import SPEC, is_problem, settings_for
-from weightspace.adapters import experiments as usecases
-from weightspace.adapters.tokens import create_token, revoke_token
 from weightspace_service.app import create_app
 from weightspace_service.openapi import DOCUMENT
 
@@ -60,9 +60,7 @@ def tenants(
         response = client.post("/experiments", json=SPEC, headers=alice)
         assert response.status_code == 202, response.text
         experiment = response.json()["id"]
-        status = usecases.execute(
-            app.state.sessions, app.state.store, uuid.UUID(experiment), device="cpu"
-        )
+        status = execute(app.state.sessions, app.state.store, uuid.UUID(experiment), device="cpu")
         assert status == "succeeded"
         suite = client.post("/suites", json={"preset": "quick", "dataset": "digits"}, headers=alice)
         assert suite.status_code == 202, suite.text

@@ -24,17 +24,17 @@ import torch
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
+from weightspace_app.infra.db import Experiment, Suite
+from weightspace_app.infra.settings import Settings
+from weightspace_app.usecases.execution import execute
+from weightspace_app.usecases.suites import report_key
+from weightspace_app.usecases.tokens import create_token
 
 from tests.conftest import SeaweedFS
 from tests.integration.browser import chromium, run_chromium
 from tests.integration.serving import serving
 from tests.integration.test_stranger import is_problem, settings_for
 from tests.reproduction import build_reproduction
-from weightspace.adapters import experiments as usecases
-from weightspace.adapters.db import Experiment, Suite
-from weightspace.adapters.settings import Settings
-from weightspace.adapters.suites import report_key
-from weightspace.adapters.tokens import create_token
 from weightspace.report import render_report
 from weightspace.vocabulary import FIGURE_NAMES
 from weightspace_service.app import create_app
@@ -96,7 +96,7 @@ def _train(app: FastAPI, experiment_id: str) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # models this small train no faster on more threads
     try:
-        status = usecases.execute(
+        status = execute(
             app.state.sessions, app.state.store, uuid.UUID(experiment_id), device="cpu"
         )
     finally:

@@ -14,12 +14,13 @@ from fastapi.testclient import TestClient
 from safetensors.numpy import save as np_save
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from weightspace_app.access import Conflict, Principal
+from weightspace_app.infra.db import Experiment, SnapshotRecord, make_engine, make_sessionmaker
+from weightspace_app.usecases import uploads
+from weightspace_app.usecases.experiments import get_locked
+from weightspace_app.usecases.tokens import create_token
 
 from tests.integration.test_stranger import is_problem, settings_for
-from weightspace.adapters import uploads
-from weightspace.adapters.db import Experiment, SnapshotRecord, make_engine, make_sessionmaker
-from weightspace.adapters.experiments import Conflict, Principal, get_locked
-from weightspace.adapters.tokens import create_token
 from weightspace.snapshots import LocalStore, snapshot_key
 from weightspace.spec import UploadSpec
 from weightspace_service.app import create_app

@@ -17,9 +17,9 @@ from safetensors.numpy import save as np_save
 from safetensors.torch import load_file
 from scipy.spatial.distance import pdist, squareform
 from sklearn.decomposition import PCA
+from weightspace_app.infra.settings import Settings
 
 from tests.integration.serving import serving
-from weightspace.adapters.settings import Settings
 from weightspace_client import ApiError, WeightspaceClient
 from weightspace_client.torch import SnapshotCallback
 from weightspace_service.app import create_app
@@ -229,7 +229,7 @@ def test_a_failed_experiment_says_why_it_cannot_be_analysed(
 ) -> None:
     import uuid
 
-    from weightspace.adapters.db import Experiment
+    from weightspace_app.infra.db import Experiment
 
     app = create_app(settings(tmp_path, migrated_postgres_url))
     with TestClient(app) as client:

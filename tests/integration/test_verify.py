@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 from typer.testing import CliRunner
+from weightspace_app.infra.db import SnapshotRecord, make_engine, make_sessionmaker
 
 from tests.integration.serving import api_and_worker
-from weightspace.adapters.db import SnapshotRecord, make_engine, make_sessionmaker
 from weightspace.snapshots import (
     LocalStore,
     decode_snapshot,

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from weightspace_app.infra import workers
+from weightspace_app.infra.db import make_engine, make_sessionmaker, utcnow
+from weightspace_app.infra.migrate import upgrade
+from weightspace_app.usecases.tokens import create_token
 
 from tests.integration.test_stranger import SPEC, is_problem, settings_for
-from weightspace.adapters import workers
-from weightspace.adapters.db import make_engine, make_sessionmaker, utcnow
-from weightspace.adapters.migrate import upgrade
-from weightspace.adapters.tokens import create_token
 from weightspace.data import default_data_dir, find_idx_files
 from weightspace_service.app import create_app
 

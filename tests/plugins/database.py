@@ -30,9 +30,8 @@ from psycopg import sql
 from sqlalchemy import URL, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-
-from weightspace.adapters.db import make_engine
-from weightspace.adapters.migrate import upgrade
+from weightspace_app.infra.db import make_engine
+from weightspace_app.infra.migrate import upgrade
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE_PREFIX = "weightspace_test_"

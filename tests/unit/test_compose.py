@@ -105,7 +105,7 @@ def test_api_and_workers_share_the_same_weightspace_environment(compose: dict[st
 def test_startup_order_and_health(compose: dict[str, Any]) -> None:
     services = compose["services"]
     migrate = services["migrate"]
-    assert migrate["command"] == ["python", "-m", "weightspace.adapters.migrate", "upgrade"]
+    assert migrate["command"] == ["python", "-m", "weightspace_app.infra.migrate", "upgrade"]
     assert migrate["restart"] == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     api = services["api"]

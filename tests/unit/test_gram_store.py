@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import save as np_save
+from weightspace_app.infra.gram_store import DamagedSnapshot, SnapshotRef, gram_of, load_latest
+from weightspace_app.usecases import analyses
 
 from weightspace import analysis
-from weightspace.adapters import analyses
-from weightspace.adapters.gram_store import DamagedSnapshot, SnapshotRef, gram_of, load_latest
 from weightspace.imports import import_state_dict
 from weightspace.snapshots import HEADER_PROBE_BYTES, LocalStore, Snapshot, put_snapshot, sha256_hex
 from weightspace.spec import ExperimentSpec

@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from weightspace_app.infra.integrity import verified_chunks
 
-from weightspace.adapters.integrity import verified_chunks
 from weightspace.snapshots import ChecksumError, LocalStore, ObjectNotFound
 
 KEY = "experiments/00/runs/0000/epoch-000001.safetensors"

@@ -1,5 +1,6 @@
 """The layering, checked on every module: one direction of imports, service and worker ->
-adapters -> core, and the light client talks to the server only over HTTP.
+application (use cases -> infrastructure) -> core, and the light client talks to the server only
+over HTTP or by starting its processes.
 
 Each rule names the packages a layer must not import (at module level or inside a function);
 every ``.py`` file of the layer is read, so a new module is checked without being listed.
@@ -29,30 +30,33 @@ FRAMEWORKS = {
     "redis",
     "psycopg",
 }
+WEB = {"fastapi", "starlette", "uvicorn"}
 SERVER = {"weightspace_service", "weightspace_worker", "weightspace_migrations"}
+APP = {"weightspace_app"}
 CLIENT = {"weightspace_client"}
-
-
-def _core_files() -> list[Path]:
-    package = ROOT / "weightspace"
-    return sorted(
-        p for p in package.rglob("*.py") if "adapters" not in p.relative_to(package).parts
-    )
 
 
 def _files(folder: str) -> list[Path]:
     return sorted((ROOT / folder).rglob("*.py"))
 
 
+def _core_files() -> list[Path]:
+    return _files("weightspace")
+
+
 # layer name -> (its files, the import roots or dotted prefixes it must not use)
 RULES: dict[str, tuple[list[Path], set[str]]] = {
-    "core imports no framework, adapter, server or client code": (
+    "core imports no framework, application, server or client code": (
         _core_files(),
-        FRAMEWORKS | SERVER | CLIENT | {"weightspace.adapters"},
+        FRAMEWORKS | APP | SERVER | CLIENT,
     ),
-    "adapters import no web framework, service, worker or client": (
-        _files("weightspace/adapters"),
-        {"fastapi", "starlette", "uvicorn"} | SERVER | CLIENT,
+    "use cases import no web framework, service, worker or client": (
+        _files("app/weightspace_app/usecases"),
+        WEB | SERVER | CLIENT,
+    ),
+    "infrastructure imports no use case, web framework, service, worker or client": (
+        [*_files("app/weightspace_app/infra"), ROOT / "app/weightspace_app/access.py"],
+        {"weightspace_app.usecases"} | WEB | SERVER | CLIENT,
     ),
     "the service imports no worker, migration or client code": (
         _files("service/weightspace_service"),
@@ -62,13 +66,13 @@ RULES: dict[str, tuple[list[Path], set[str]]] = {
         _files("worker/weightspace_worker"),
         {"weightspace_service", "fastapi", "starlette"} | CLIENT,
     ),
-    "migrations import no service, worker or client code": (
+    "migrations import no use case, service, worker or client code": (
         _files("migrations/weightspace_migrations"),
-        {"weightspace_service", "weightspace_worker"} | CLIENT,
+        {"weightspace_service", "weightspace_worker", "weightspace_app.usecases"} | CLIENT,
     ),
-    "the client imports no core, server or framework code but httpx": (
+    "the client imports no core, application, server or framework code but httpx": (
         _files("client/weightspace_client"),
-        {"weightspace", "celery", "sqlalchemy", "fastapi", "alembic", "boto3"} | SERVER,
+        (FRAMEWORKS - {"httpx"}) | {"weightspace"} | APP | SERVER,
     ),
 }
 # Known breaches, to be removed (`weightspace up` and `weightspace token` still call server code
@@ -76,10 +80,10 @@ RULES: dict[str, tuple[list[Path], set[str]]] = {
 # only shrinks.
 KNOWN = {
     "client/weightspace_client/cli/server.py": {
-        "weightspace.adapters",
-        "weightspace.adapters.supervisor",
+        "weightspace_app",
+        "weightspace_app.infra.supervisor",
     },
-    "client/weightspace_client/cli/lifecycle.py": {"weightspace.adapters"},
+    "client/weightspace_client/cli/lifecycle.py": {"weightspace_app"},
 }
 
 
@@ -148,6 +152,7 @@ def test_importing_every_core_module_loads_no_framework() -> None:
 
 PACKAGES = {
     "weightspace": "weightspace",
+    "weightspace_app": "app/weightspace_app",
     "weightspace_service": "service/weightspace_service",
     "weightspace_worker": "worker/weightspace_worker",
     "weightspace_migrations": "migrations/weightspace_migrations",

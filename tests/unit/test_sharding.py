@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from weightspace_app.infra.gram_store import SnapshotRef, gram_of, load_latest
 
 from weightspace import analysis, sharding
-from weightspace.adapters.gram_store import SnapshotRef, gram_of, load_latest
 from weightspace.snapshots import ChecksumError, LocalStore, Snapshot, StoredVector, put_snapshot
 
 EXPERIMENT = uuid.UUID(int=11)

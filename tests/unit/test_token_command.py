@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from weightspace.adapters.migrate import upgrade
+from weightspace_app.infra.migrate import upgrade
 
 # Runs the command in-process and reports which heavy packages it loaded.
 CHILD = """

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from weightspace_app.infra.queue import make_celery
+from weightspace_app.infra.settings import Settings
 
-from weightspace.adapters.queue import make_celery
-from weightspace.adapters.settings import Settings
 from weightspace_worker import health
 
 

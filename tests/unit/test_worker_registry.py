@@ -6,9 +6,9 @@ import gzip
 from pathlib import Path
 
 import pytest
+from weightspace_app.infra.workers import Advert, check_datasets
 
 from weightspace import data
-from weightspace.adapters.workers import Advert, check_datasets
 from weightspace.data import DatasetUnavailable
 from weightspace.spec import DatasetSpec
 

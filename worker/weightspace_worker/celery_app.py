@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery.signals import setup_logging, worker_ready, worker_shutdown
+from weightspace_app.infra.queue import make_celery
+from weightspace_app.infra.settings import Settings
 
-from weightspace.adapters.queue import make_celery
-from weightspace.adapters.settings import Settings
 from weightspace_worker import health, registry
 
 settings = Settings()

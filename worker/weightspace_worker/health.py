@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 from celery import Celery
-
-from weightspace.adapters.settings import Settings
+from weightspace_app.infra.settings import Settings
 
 INTERVAL_S = 10.0
 MAX_AGE_S = 60.0

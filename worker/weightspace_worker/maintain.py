@@ -11,10 +11,10 @@ import logging
 import signal
 from types import FrameType
 
-from weightspace.adapters.db import make_engine, make_sessionmaker
-from weightspace.adapters.maintenance import Maintenance, celery_publisher
-from weightspace.adapters.queue import make_celery
-from weightspace.adapters.settings import Settings
+from weightspace_app.infra.db import make_engine, make_sessionmaker
+from weightspace_app.infra.maintenance import Maintenance, celery_publisher
+from weightspace_app.infra.queue import make_celery
+from weightspace_app.infra.settings import Settings
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The worker's entry in the worker registry (weightspace.adapters.workers), kept fresh.
+"""The worker's entry in the worker registry (weightspace_app.infra.workers), kept fresh.
 
 A thread advertises the worker once it is ready, then every third of ``WEIGHTSPACE_WORKER_TTL``
 (while a long task runs too); a clean shutdown removes the entry, a dead worker's expires.
@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from functools import cache
 
 from sqlalchemy.orm import Session, sessionmaker
-
-from weightspace.adapters import workers
-from weightspace.adapters.db import make_engine, make_sessionmaker
-from weightspace.adapters.settings import Settings
+from weightspace_app.infra import workers
+from weightspace_app.infra.db import make_engine, make_sessionmaker
+from weightspace_app.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()

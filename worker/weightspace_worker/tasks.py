@@ -9,20 +9,9 @@ from typing import Any
 from celery import Task
 from celery.signals import worker_shutting_down
 from sqlalchemy.orm import Session, sessionmaker
-
-from weightspace.adapters import (
-    barriers,
-    execution,
-    faults,
-    joint_barriers,
-    landscapes,
-    logs,
-    sharded,
-    suites,
-    verifications,
-)
-from weightspace.adapters.db import make_engine, make_sessionmaker
-from weightspace.adapters.queue import (
+from weightspace_app.infra import faults, logs
+from weightspace_app.infra.db import make_engine, make_sessionmaker
+from weightspace_app.infra.queue import (
     BARRIERS_TASK,
     GRAM_SHARD_TASK,
     GRAM_TASK,
@@ -32,7 +21,17 @@ from weightspace.adapters.queue import (
     TRAIN_TASK,
     VERIFY_TASK,
 )
-from weightspace.adapters.storage import store_for
+from weightspace_app.infra.storage import store_for
+from weightspace_app.usecases import (
+    barriers,
+    execution,
+    joint_barriers,
+    landscapes,
+    sharded,
+    suites,
+    verifications,
+)
+
 from weightspace.snapshots import ObjectStore
 from weightspace.vocabulary import TERMINAL
 from weightspace_worker.celery_app import app, settings

@@ -15,7 +15,7 @@ One module per concern, each adding its commands to the one Typer :data:`app`:
 - :mod:`~weightspace_client.cli.suites`: reproduce, suites list;
 - :mod:`~weightspace_client.cli.workers`: workers;
 - :mod:`~weightspace_client.cli.server`: up, api, worker (the supervisor is server code,
-  :mod:`weightspace.adapters.supervisor`, imported only by these commands).
+  :mod:`weightspace_app.infra.supervisor`, imported only by these commands).
 
 Client commands talk HTTP through :class:`~weightspace_client.WeightspaceClient`.
 """

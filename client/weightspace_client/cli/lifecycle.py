@@ -91,7 +91,7 @@ def token(ctx: typer.Context) -> None:
     Runs on the server (WEIGHTSPACE_DATABASE_URL); a new token is printed once.
     """
     try:
-        from weightspace.adapters import tokens
+        from weightspace_app.usecases import tokens
     except ImportError as failure:
         from weightspace_client.cli.server import _no_server
 

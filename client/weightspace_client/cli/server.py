@@ -1,6 +1,6 @@
 """Server commands: ``up``, ``api`` and ``worker`` run the server's processes on this machine.
 
-The process supervisor is server code, :mod:`weightspace.adapters.supervisor` in the
+The process supervisor is server code, :mod:`weightspace_app.infra.supervisor` in the
 ``weightspace`` package. It is imported only when one of these commands (or ``reproduce
 --embedded``) runs, so the light client installs and imports without the server; where the
 server is not installed, these commands say how to install it.
@@ -21,9 +21,9 @@ from weightspace_client.cli.output import err, error
 from weightspace_client.client import URL_ENV
 
 if TYPE_CHECKING:
-    from weightspace.adapters.supervisor import SupervisorError
+    from weightspace_app.infra.supervisor import SupervisorError
 
-#: How to get the server where ``weightspace.adapters.supervisor`` cannot be imported.
+#: How to get the server where ``weightspace_app.infra.supervisor`` cannot be imported.
 INSTALL_SERVER = (
     "Install it with `pip install 'weightspace[server]'` "
     "(from a checkout: `pip install -e '.[server]'` at the repository root)."
@@ -63,7 +63,7 @@ def run_embedded(port: int | None, home: Path, *, quiet: bool, work: Work) -> in
     or when either dies (1).
     """
     try:
-        from weightspace.adapters import supervisor
+        from weightspace_app.infra import supervisor
     except ImportError as failure:
         _no_server(failure)
     host = "127.0.0.1"
@@ -111,7 +111,7 @@ def up(
     Ctrl-C or SIGTERM stops both; if either dies, the other is stopped and this exits non-zero.
     """
     try:
-        from weightspace.adapters import supervisor
+        from weightspace_app.infra import supervisor
     except ImportError as failure:
         _no_server(failure)
     console = err()
@@ -146,7 +146,7 @@ def api(
 ) -> None:
     """Run the API server (`python -m weightspace_service`: migrates the database, then serves)."""
     try:
-        from weightspace.adapters import supervisor
+        from weightspace_app.infra import supervisor
     except ImportError as failure:
         _no_server(failure)
     try:
@@ -169,7 +169,7 @@ def worker(
 ) -> None:
     """Run a Celery worker that trains experiments (`python -m weightspace_worker`)."""
     try:
-        from weightspace.adapters import supervisor
+        from weightspace_app.infra import supervisor
     except ImportError as failure:
         _no_server(failure)
     try:

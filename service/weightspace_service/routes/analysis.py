@@ -11,11 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from weightspace_app.infra.gram_store import SnapshotRef
+from weightspace_app.infra.queue import BARRIERS_TASK
+from weightspace_app.usecases import analyses, barriers, sharded
+from weightspace_app.usecases import experiments as usecases
 
-from weightspace.adapters import analyses, barriers, sharded
-from weightspace.adapters import experiments as usecases
-from weightspace.adapters.gram_store import SnapshotRef
-from weightspace.adapters.queue import BARRIERS_TASK
 from weightspace_service import jobs, tables
 from weightspace_service.deps import (
     AUTHENTICATED,

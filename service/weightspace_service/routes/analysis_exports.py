@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from weightspace_app.access import Principal
+from weightspace_app.usecases.experiments import display_names
 
-from weightspace.adapters.experiments import Principal, display_names
 from weightspace_service import analysis_exports, tables
 from weightspace_service.deps import (
     AUTHENTICATED,

@@ -8,12 +8,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from weightspace_app.infra.db import Experiment
+from weightspace_app.infra.gram_store import DamagedSnapshot
+from weightspace_app.infra.integrity import verified_chunks
+from weightspace_app.usecases import analyses, uploads
+from weightspace_app.usecases import experiments as usecases
 
-from weightspace.adapters import analyses, uploads
-from weightspace.adapters import experiments as usecases
-from weightspace.adapters.db import Experiment
-from weightspace.adapters.gram_store import DamagedSnapshot
-from weightspace.adapters.integrity import verified_chunks
 from weightspace.imports import state_dict_file
 from weightspace.snapshots import ChecksumError, ObjectNotFound, sha256_hex
 from weightspace.spec import AnySpec, UploadSpec

@@ -6,8 +6,8 @@ import uuid
 
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
+from weightspace_app.usecases import analyses
 
-from weightspace.adapters import analyses
 from weightspace.vocabulary import FigureName
 from weightspace_service.deps import (
     AUTHENTICATED,

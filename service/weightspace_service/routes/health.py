@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+from weightspace_app.infra import readiness
+from weightspace_app.infra.migrate import check as check_migrated
 
-from weightspace.adapters import readiness
-from weightspace.adapters.migrate import check as check_migrated
 from weightspace_service.deps import OptionalPrincipalDep
 from weightspace_service.protocol import StrictJSONRoute
 from weightspace_service.schemas import Health, Readiness

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from weightspace_app.access import Principal
+from weightspace_app.infra.queue import JOINT_BARRIERS_TASK
+from weightspace_app.infra.settings import Settings
+from weightspace_app.usecases import analyses, joint, joint_barriers, sharded
 
-from weightspace.adapters import analyses, joint, joint_barriers, sharded
-from weightspace.adapters.experiments import Principal
-from weightspace.adapters.queue import JOINT_BARRIERS_TASK
-from weightspace.adapters.settings import Settings
 from weightspace.snapshots import ObjectStore
 from weightspace_service import jobs
 from weightspace_service.deps import (

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from weightspace_app.access import Principal
+from weightspace_app.infra.queue import LANDSCAPE_TASK
+from weightspace_app.usecases import experiments as usecases
+from weightspace_app.usecases import landscapes
 
 from weightspace import plane_figure
-from weightspace.adapters import experiments as usecases
-from weightspace.adapters import landscapes
-from weightspace.adapters.experiments import Principal
-from weightspace.adapters.queue import LANDSCAPE_TASK
 from weightspace.figures import render
 from weightspace.planes import DEFAULT_MARGIN, DEFAULT_RESOLUTION
 from weightspace.snapshots import ObjectStore

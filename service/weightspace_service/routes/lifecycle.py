@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from weightspace_app.infra.db import Experiment, Suite
+from weightspace_app.usecases import lifecycle, limits
+from weightspace_app.usecases.suites import suite_status
 
-from weightspace.adapters import lifecycle, limits
-from weightspace.adapters.db import Experiment, Suite
-from weightspace.adapters.suites import suite_status
 from weightspace_service.deps import (
     AUTHENTICATED,
     MaintenanceDep,

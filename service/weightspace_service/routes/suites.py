@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.responses import JSONResponse, RedirectResponse
+from weightspace_app.access import Conflict
+from weightspace_app.infra.db import Suite
+from weightspace_app.usecases import suites as usecases
 
-from weightspace.adapters import suites as usecases
-from weightspace.adapters.db import Suite
-from weightspace.adapters.experiments import Conflict
 from weightspace.presets import load_preset, preset_names
 from weightspace.vocabulary import DatasetName, PresetName
 from weightspace_service.cursors import after_created, created_cursor

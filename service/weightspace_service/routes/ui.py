@@ -14,10 +14,11 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from weightspace_app.access import Conflict
+from weightspace_app.usecases import analyses, joint, suites
+from weightspace_app.usecases import experiments as usecases
+from weightspace_app.usecases.tokens import authenticate
 
-from weightspace.adapters import analyses, joint, suites
-from weightspace.adapters import experiments as usecases
-from weightspace.adapters.tokens import authenticate
 from weightspace.errors import InvalidField
 from weightspace_service import pages
 from weightspace_service.deps import (
@@ -91,7 +92,7 @@ async def compare_page(
         parts = tuple(joint.Part(i) for i in ids)
         try:
             joint.resolve(sessions, store, who, joint.Request("pca", parts))
-        except (InvalidField, usecases.Conflict) as error:
+        except (InvalidField, Conflict) as error:
             return chosen, names, {}, str(error)
         saved = {
             "pca": joint.save_request(sessions, store, who, joint.Request("pca", parts)),

@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from weightspace_app.usecases import uploads
 
-from weightspace.adapters import uploads
 from weightspace.imports import InvalidUpload
 from weightspace_service.deps import (
     AUTHENTICATED,

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import Body, Query
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRouter
+from weightspace_app.infra.queue import VERIFY_TASK
+from weightspace_app.usecases import experiments as usecases
+from weightspace_app.usecases import jobs as job_rows
+from weightspace_app.usecases import verifications
 
-from weightspace.adapters import experiments as usecases
-from weightspace.adapters import jobs as job_rows
-from weightspace.adapters import verifications
-from weightspace.adapters.queue import VERIFY_TASK
 from weightspace_service import jobs
 from weightspace_service.deps import (
     AUTHENTICATED,

@@ -1,11 +1,11 @@
-"""The live workers: what each consumes and can load (the registry of adapters.workers)."""
+"""The live workers: what each consumes and can load (the registry of weightspace_app.infra.workers)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from starlette.exceptions import HTTPException
+from weightspace_app.infra import workers
 
-from weightspace.adapters import workers
 from weightspace_service.deps import PrincipalDep, SessionDep, SettingsDep
 from weightspace_service.problems import problem_responses
 from weightspace_service.protocol import StrictJSONRoute

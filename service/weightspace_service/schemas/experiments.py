@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from weightspace_app.infra.db import Experiment, Run, SnapshotRecord
 
 from weightspace import vocabulary
-from weightspace.adapters.db import Experiment, Run, SnapshotRecord
 from weightspace.spec import AnySpec, parse_spec
 from weightspace_service.schemas.common import Metrics, Status, _warnings
 

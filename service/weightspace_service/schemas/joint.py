@@ -9,8 +9,8 @@ import uuid
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from weightspace_app.usecases import joint
 
-from weightspace.adapters import joint
 from weightspace.analysis import PCAResult
 from weightspace_service.params import MAX_SELECTED_EPOCHS, BoundedInt
 from weightspace_service.schemas.landscape import JointBarriers

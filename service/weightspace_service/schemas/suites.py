@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from weightspace_app.infra.db import Suite
 
 from weightspace import vocabulary
-from weightspace.adapters.db import Suite
 from weightspace.spec import ExperimentSpec
 from weightspace_service.schemas.common import Status, _warnings
 from weightspace_service.schemas.experiments import ExperimentOut

@@ -1,0 +1,2 @@
+"""Infrastructure: settings, database, object store, queue, outbox, leases, cached jobs, logs and
+the server processes."""
