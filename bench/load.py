@@ -170,17 +170,16 @@ def main() -> None:
         from weightspace_app.infra.db import make_engine, make_sessionmaker
         from weightspace_app.infra.settings import Settings
         from weightspace_app.infra.storage import store_for
-        from weightspace_app.usecases import experiments as usecases
         from weightspace_app.usecases.execution import execute
+        from weightspace_app.usecases.submission import Submitter, submit_experiment
 
         from weightspace.spec import ExperimentSpec
 
         settings = Settings(home=home)
         sessions = make_sessionmaker(make_engine(settings.database_url))
         with sessions() as session:
-            trained = usecases.submit(
-                session, ANONYMOUS, ExperimentSpec.model_validate(SPEC), "cpu"
-            ).id
+            who = Submitter(ANONYMOUS, "cpu", settings)
+            trained = submit_experiment(session, who, ExperimentSpec.model_validate(SPEC)).item.id
         execute(sessions, store_for(settings), trained, device="cpu")
         warm = f"{base}/experiments/{trained}"
         urllib.request.urlopen(f"{warm}/pca", timeout=120).read()  # warm the cache

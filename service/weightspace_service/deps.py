@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Annotated
 
 from celery import Celery
@@ -12,19 +10,14 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 from weightspace_app.access import ANONYMOUS, Principal
-from weightspace_app.infra import idempotency, workers
-from weightspace_app.infra.db import Experiment
-from weightspace_app.infra.idempotency import Created
 from weightspace_app.infra.maintenance import Maintenance
 from weightspace_app.infra.settings import Settings
-from weightspace_app.usecases import limits
 from weightspace_app.usecases.analyses import Analyzer
 from weightspace_app.usecases.figures import FigureMaker
+from weightspace_app.usecases.submission import Submitter
 from weightspace_app.usecases.tokens import authenticate
 
-from weightspace.data import DatasetUnavailable
 from weightspace.snapshots import ObjectStore
-from weightspace.spec import ExperimentSpec
 from weightspace.vocabulary import Queue
 from weightspace_service.params import IdempotencyKeyHeader
 from weightspace_service.problems import Unauthorized
@@ -126,77 +119,21 @@ QueueParam = Annotated[
 ]
 
 
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Submission:
-    """What a submitting handler needs: who asks, where rows go, and which queue trains them."""
-
-    session: Session
-    principal: Principal
-    maintenance: Maintenance
-    queue: str
-    settings: Settings
-    idempotency_key: str | None = None
-
-    def create(
-        self,
-        kind: type[Created],
-        request: object,
-        specs: Sequence[ExperimentSpec],
-        build: Callable[[], Created],
-        *,
-        dataset_field: str | None = None,
-    ) -> tuple[Created, bool, list[str]]:
-        """Insert what ``build`` makes, once per ``Idempotency-Key`` and ``request`` (the body,
-        with the queue), if ``specs`` pass the limits and a worker of the queue can load their
-        data (``weightspace_app.infra.workers``: else 422 naming ``dataset.name``, or
-        ``dataset_field``); returns it, whether it is new (only then is it enqueued) and the
-        warnings to answer with (no live worker on the queue)."""
-        try:
-            warnings = workers.admit_datasets(
-                self.session, self.settings, [spec.dataset for spec in specs], self.queue
-            )
-        except DatasetUnavailable as error:
-            if dataset_field is not None:
-                error.field = dataset_field
-            raise
-        payload = {"request": request, "queue": self.queue}
-        item, created = idempotency.create_once(
-            self.session,
-            self.principal,
-            self.idempotency_key,
-            payload,
-            kind,
-            build,
-            admit=lambda: limits.admit(self.session, self.principal, self.settings, specs),
-        )
-        return item, created, warnings
-
-    def enqueue(self, experiments: Sequence[Experiment], *, undo: object = None) -> None:
-        """Publish the committed experiments' tasks now. Their outbox entries were committed
-        with them, so a broker that is down or hangs delays the tasks but loses none, and the
-        request does not wait for it (see weightspace_app.infra.outbox)."""
-        self.maintenance.wake()
-
-
-def get_submission(
+def get_submitter(
     request: Request,
-    session: SessionDep,
     principal: PrincipalDep,
     settings: SettingsDep,
     queue: QueueParam = None,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> Submission:
-    return Submission(
-        session,
+) -> Submitter:
+    """Who submits, to which queue; a new submission wakes this process's outbox relay."""
+    return Submitter(
         principal,
-        get_maintenance(request),
         queue or settings.default_queue,
         settings,
         idempotency_key,
+        wake=get_maintenance(request).wake,
     )
 
 
-SubmissionDep = Annotated[Submission, Depends(get_submission)]
+SubmitterDep = Annotated[Submitter, Depends(get_submitter)]

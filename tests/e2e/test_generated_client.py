@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 import redis
 
+from scripts.openapi import DOCUMENT
 from tests.e2e.scenario import free_port, stop, wait_healthy
 from tests.e2e.test_worker_crash import start_worker
-from weightspace_service.openapi import DOCUMENT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

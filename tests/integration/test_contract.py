@@ -21,9 +21,9 @@ from weightspace_app.infra.settings import Settings
 from weightspace_app.usecases.execution import execute
 from weightspace_app.usecases.tokens import create_token
 
+from scripts.openapi import DOCUMENT
 from tests.integration.serving import serving
 from weightspace_service.app import create_app
-from weightspace_service.openapi import DOCUMENT
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,15 @@ import pytest
 from weightspace_app.access import ANONYMOUS
 from weightspace_app.infra.db import Experiment, SnapshotRecord, make_engine, make_sessionmaker
 from weightspace_app.infra.migrate import upgrade
-from weightspace_app.usecases import experiments as usecases
+from weightspace_app.infra.settings import Settings
 from weightspace_app.usecases.execution import execute
+from weightspace_app.usecases.submission import Submitter, submit_experiment
 
 from weightspace.snapshots import LocalStore, get_snapshot
 from weightspace.spec import ExperimentSpec
+
+#: Submissions as the API makes them, to the cpu queue, under the default settings.
+CPU = Submitter(ANONYMOUS, "cpu", Settings())
 
 pytestmark = pytest.mark.integration
 
@@ -70,12 +74,12 @@ def test_dying_after_a_write_then_running_again_gives_the_uninterrupted_trajecto
 ) -> None:  # type: ignore[no-untyped-def]
     reference_store = LocalStore(tmp_path / "reference")
     with sessions() as session:
-        reference = usecases.submit(session, ANONYMOUS, SPEC, "cpu").id
+        reference = submit_experiment(session, CPU, SPEC).item.id
     assert execute(sessions, reference_store, reference, device="cpu") == "succeeded"
 
     store = DyingStore(tmp_path / "store", fatal)
     with sessions() as session:
-        experiment_id = usecases.submit(session, ANONYMOUS, SPEC, "cpu").id
+        experiment_id = submit_experiment(session, CPU, SPEC).item.id
     with pytest.raises(Died):
         execute(sessions, store, experiment_id, device="cpu", lease_seconds=1.0)
     with sessions() as session:
@@ -99,7 +103,7 @@ def test_dying_after_a_write_then_running_again_gives_the_uninterrupted_trajecto
 def test_a_finished_experiment_is_not_trained_again(sessions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = LocalStore(tmp_path / "store")
     with sessions() as session:
-        experiment_id = usecases.submit(session, ANONYMOUS, SPEC, "cpu").id
+        experiment_id = submit_experiment(session, CPU, SPEC).item.id
     assert execute(sessions, store, experiment_id, device="cpu") == "succeeded"
     before = trajectory(sessions, store, experiment_id)
     assert execute(sessions, store, experiment_id, device="cpu") == "succeeded"
@@ -109,7 +113,7 @@ def test_a_finished_experiment_is_not_trained_again(sessions, tmp_path: Path) ->
 def test_a_failing_experiment_records_its_error(sessions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     spec = SPEC.model_copy(update={"dataset": SPEC.dataset.model_copy(update={"name": "mnist"})})
     with sessions() as session:
-        experiment_id = usecases.submit(session, ANONYMOUS, spec, "cpu").id
+        experiment_id = submit_experiment(session, CPU, spec).item.id
     with pytest.raises(FileNotFoundError):
         execute(
             sessions, LocalStore(tmp_path / "s"), experiment_id, device="cpu", data_dir=tmp_path

@@ -24,12 +24,15 @@ from weightspace_app.infra.db import (
 )
 from weightspace_app.infra.faults import Transient
 from weightspace_app.infra.migrate import upgrade
+from weightspace_app.infra.settings import Settings
 from weightspace_app.usecases import execution
-from weightspace_app.usecases import experiments as usecases
-from weightspace_app.usecases.suites import create_suite
+from weightspace_app.usecases.submission import Submitter, submit_experiment, submit_suite
 
 from weightspace.snapshots import LocalStore, StoreUnavailable, decode_snapshot
 from weightspace.spec import ExperimentSpec
+
+#: Submissions as the API makes them, to the cpu queue, under the default settings.
+CPU = Submitter(ANONYMOUS, "cpu", Settings())
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +68,7 @@ def entries(sessions: sessionmaker[Session], experiment_id: uuid.UUID) -> list[O
 
 def submitted(sessions: sessionmaker[Session]) -> uuid.UUID:
     with sessions() as session:
-        return usecases.submit(session, ANONYMOUS, SPEC, "cpu").id
+        return submit_experiment(session, CPU, SPEC).item.id
 
 
 def mark_sent(sessions: sessionmaker[Session], experiment_id: uuid.UUID, ago: float) -> None:
@@ -192,7 +195,7 @@ def test_a_worker_that_lost_its_lease_stops_without_writing(
 
 def test_deleting_a_suite_deletes_its_experiments(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
-        suite = create_suite(session, ANONYMOUS, "quick", "digits", "cpu")
+        suite = submit_suite(session, CPU, "quick", "digits").item
         suite_id = suite.id
     with sessions() as session:
         session.delete(session.get_one(Suite, suite_id))
@@ -258,7 +261,7 @@ def test_a_permanent_error_is_named_without_internal_addresses(
 
 def test_a_suite_commits_with_all_its_tasks(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
-        suite = create_suite(session, ANONYMOUS, "quick", "digits", "cpu")
+        suite = submit_suite(session, CPU, "quick", "digits").item
         ids = {e.id for e in suite.experiments}
     with sessions() as session:
         pending = session.scalars(select(OutboxEntry.experiment_id)).all()

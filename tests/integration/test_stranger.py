@@ -17,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from weightspace_app.infra.settings import Settings
 
+from scripts.openapi import DOCUMENT
 from weightspace_service.app import create_app
-from weightspace_service.openapi import DOCUMENT
 
 pytestmark = pytest.mark.integration
 

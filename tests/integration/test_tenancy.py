@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from weightspace_app.usecases.execution import execute
 from weightspace_app.usecases.tokens import create_token, revoke_token
 
+from scripts.openapi import DOCUMENT
 from tests.integration.test_stranger import SPEC, is_problem, settings_for
 from weightspace_service.app import create_app
-from weightspace_service.openapi import DOCUMENT
 
 pytestmark = pytest.mark.integration
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from weightspace_service.openapi import DOCUMENT, document, render
+from scripts.openapi import DOCUMENT, document, render
 
 
 def test_committed_document_matches_the_app() -> None:
     assert DOCUMENT.read_text() == render(), (
-        "openapi/openapi.json drifted: run `python -m weightspace_service.openapi`"
+        "openapi/openapi.json drifted: run `python scripts/openapi.py`"
     )
 
 

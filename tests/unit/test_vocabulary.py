@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import get_args
 
+from scripts.openapi import document
 from weightspace import vocabulary
 from weightspace.presets import load_preset, preset_files
-from weightspace_service.openapi import document
 
 
 def test_preset_files_are_the_preset_names() -> None:

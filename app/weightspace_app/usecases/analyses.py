@@ -222,6 +222,22 @@ class Analyzer:
     def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
         return self.executor.submit(fn, *args)
 
+    def analyse(self, inputs: Inputs, fn: Callable[..., T], *args: object) -> Future[T]:
+        """``fn(snapshots, *args)`` in the pool, once the experiment's snapshots (their Gram
+        built, or shared with other requests: :meth:`snapshots`) are ready."""
+        answer: Future[T] = Future()
+
+        def then(ready: Future[Snapshots]) -> None:
+            try:
+                follow = self.submit(fn, ready.result(), *args)
+            except BaseException as error:  # the Gram failed, or the pool is shut down
+                answer.set_exception(error)
+                return
+            follow.add_done_callback(lambda done: _settle_into(answer, done))
+
+        self.snapshots(inputs).add_done_callback(then)
+        return answer
+
     def snapshots(self, inputs: Inputs) -> Future[Snapshots]:
         key = (inputs.experiment_id, fingerprint(inputs.healthy))
         with self._lock:
@@ -257,6 +273,13 @@ class Analyzer:
             while len(self._memory) > 1 and used > self.memory_bytes:
                 _, dropped = self._memory.popitem(last=False)
                 used -= dropped.gram.matrix.nbytes
+
+
+def _settle_into(answer: Future[T], done: Future[T]) -> None:
+    if (error := done.exception()) is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(done.result())
 
 
 def all_snapshots(

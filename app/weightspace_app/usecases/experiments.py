@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from weightspace.spec import ExperimentSpec, plan_runs
 from weightspace_app.access import NotFound, Principal
-from weightspace_app.infra import outbox
 from weightspace_app.infra.db import (
     Experiment,
     ExperimentTag,
@@ -73,16 +72,6 @@ def new_experiment(
         )
         for plan in plan_runs(spec)
     ]
-    return experiment
-
-
-def submit(session: Session, principal: Principal, spec: ExperimentSpec, queue: str) -> Experiment:
-    """Insert the experiment, its runs and its task's outbox entry in one transaction; the
-    outbox relay publishes the task (see :mod:`weightspace_app.infra.outbox`)."""
-    experiment = new_experiment(principal, spec, queue)
-    session.add(experiment)
-    outbox.add_trainings(session, experiment)
-    session.commit()
     return experiment
 
 

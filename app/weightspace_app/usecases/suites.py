@@ -63,22 +63,6 @@ def new_suite(
     return suite
 
 
-def create_suite(
-    session: Session,
-    principal: Principal,
-    preset: str,
-    dataset: str | None,
-    queue: str,
-    seeds: int | None = None,
-) -> Suite:
-    """The suite, its experiments and their tasks' outbox entries, committed together."""
-    suite = new_suite(principal, preset, dataset, queue, seeds)
-    session.add(suite)
-    outbox.add_trainings(session, suite)  # in the same transaction: all or nothing
-    session.commit()
-    return suite
-
-
 def get_suite(session: Session, principal: Principal, suite_id: uuid.UUID) -> Suite:
     return get_owned(session, principal, Suite, suite_id)
 

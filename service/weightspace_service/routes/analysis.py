@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -44,6 +45,8 @@ from weightspace_service.schemas import (
     TrajectoryPoint,
 )
 
+T = TypeVar("T")
+
 router = APIRouter(
     prefix="/experiments/{experiment_id}",
     tags=["analysis"],
@@ -52,13 +55,15 @@ router = APIRouter(
     responses=problem_responses(401),
 )
 
-#: 202 while workers compute a Gram too large for the API (see ``Offload``).
+#: 202 while workers compute a Gram too large for the API (see ``Analysis``).
 PENDING = jobs.pending_responses(GramPending)
 
 
 @dataclass(frozen=True)
-class Offload:
-    """Sends a request's Gram to the workers (:func:`weightspace_service.jobs.on_workers`)."""
+class Analysis:
+    """One analysis of an experiment's snapshots, for the caller: its inputs, then the answer,
+    computed here (the analyzer's pool) or, past ``inline_analysis_max_bytes``, 202 while the
+    workers compute the Gram (:func:`weightspace_service.jobs.on_workers`)."""
 
     request: Request
     sessions: SessionsDep
@@ -66,6 +71,22 @@ class Offload:
     celery: CeleryDep
     settings: SettingsDep
     principal: PrincipalDep
+    analyzer: AnalyzerDep
+
+    async def inputs(self, experiment_id: uuid.UUID) -> analyses.Inputs:
+        """The experiment's snapshots and their state (404 if not the caller's)."""
+        return await run_in_threadpool(
+            analyses.load_inputs, self.sessions, self.principal, experiment_id
+        )
+
+    async def run(
+        self, inputs: analyses.Inputs, fn: Callable[..., T], *args: object
+    ) -> T | JSONResponse:
+        """``fn(snapshots, *args)`` (see :meth:`Analyzer.analyse`), or 202 while workers
+        compute the Gram."""
+        if queued := await self.queued(inputs):
+            return queued
+        return await asyncio.wrap_future(self.analyzer.analyse(inputs, fn, *args))
 
     async def queued(self, inputs: analyses.Inputs) -> JSONResponse | None:
         """202 with this very request as ``Location`` while workers compute the snapshots' Gram
@@ -92,7 +113,7 @@ class Offload:
         return jobs.accepted(pending, url.path + (f"?{url.query}" if url.query else ""))
 
 
-OffloadDep = Annotated[Offload, Depends(Offload)]
+AnalysisDep = Annotated[Analysis, Depends(Analysis)]
 
 
 @router.get(
@@ -106,10 +127,7 @@ OffloadDep = Annotated[Offload, Depends(Offload)]
 )
 async def get_pca(
     experiment_id: uuid.UUID,
-    sessions: SessionsDep,
-    principal: PrincipalDep,
-    analyzer: AnalyzerDep,
-    offload: OffloadDep,
+    analysis: AnalysisDep,
     components: Annotated[
         int, Query(ge=1, le=64, description="Number of principal components.")
     ] = 2,
@@ -130,12 +148,11 @@ async def get_pca(
     `WEIGHTSPACE_INLINE_ANALYSIS_MAX_BYTES` of snapshots, the first request is answered 202
     while workers compute (poll `Location`).
     """
-    inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
+    inputs = await analysis.inputs(experiment_id)
     chosen = analyses.check_selection(inputs, runs, epochs)
-    if queued := await offload.queued(inputs):
-        return queued
-    snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
-    report = await asyncio.wrap_future(analyzer.submit(analyses.pca, snapshots, chosen, components))
+    report = await analysis.run(inputs, analyses.pca, chosen, components)
+    if isinstance(report, JSONResponse):
+        return report
     result = report.result
     answer = PCAOut(
         experiment_id=experiment_id,
@@ -163,10 +180,7 @@ async def get_pca(
 )
 async def get_distances(
     experiment_id: uuid.UUID,
-    sessions: SessionsDep,
-    principal: PrincipalDep,
-    analyzer: AnalyzerDep,
-    offload: OffloadDep,
+    analysis: AnalysisDep,
     epoch: Annotated[
         int | None,
         Query(
@@ -179,12 +193,11 @@ async def get_distances(
 ) -> DistancesOut | Response:
     """Run-by-run euclidean distances and cosine similarities at one epoch (202 while workers
     compute, as for the PCA)."""
-    inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
+    inputs = await analysis.inputs(experiment_id)
     chosen = analyses.check_epoch(inputs, epoch)
-    if queued := await offload.queued(inputs):
-        return queued
-    snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
-    report = await asyncio.wrap_future(analyzer.submit(analyses.distances_at, snapshots, chosen))
+    report = await analysis.run(inputs, analyses.distances_at, chosen)
+    if isinstance(report, JSONResponse):
+        return report
     answer = DistancesOut(experiment_id=experiment_id, **report.__dict__)
     return tables.distances_csv(answer) if format == "csv" else answer
 
@@ -196,20 +209,16 @@ async def get_distances(
 )
 async def get_trajectory(
     experiment_id: uuid.UUID,
-    sessions: SessionsDep,
-    principal: PrincipalDep,
-    analyzer: AnalyzerDep,
-    offload: OffloadDep,
+    analysis: AnalysisDep,
 ) -> TrajectoryOut | JSONResponse:
     """Per run and snapshot: losses, accuracies, step length, path length, displacement,
     straightness, distance travelled and absolute loss change per epoch, and the full-batch
     gradient norms (with and without the weight-decay term) beside their sign-flip null (202
     while workers compute, as for the PCA)."""
-    inputs = await run_in_threadpool(analyses.load_inputs, sessions, principal, experiment_id)
-    if queued := await offload.queued(inputs):
-        return queued
-    snapshots = await asyncio.wrap_future(analyzer.snapshots(inputs))
-    per_run = await asyncio.wrap_future(analyzer.submit(analyses.trajectories, snapshots))
+    inputs = await analysis.inputs(experiment_id)
+    per_run = await analysis.run(inputs, analyses.trajectories)
+    if isinstance(per_run, JSONResponse):
+        return per_run
 
     def per_epoch(records: list[SnapshotRef], i: int, change: float | None) -> float | None:
         if i == 0 or change is None:

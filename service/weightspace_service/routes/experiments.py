@@ -8,11 +8,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from weightspace_app.infra.db import Experiment
 from weightspace_app.infra.gram_store import DamagedSnapshot
 from weightspace_app.infra.integrity import verified_chunks
-from weightspace_app.usecases import analyses, uploads
+from weightspace_app.usecases import analyses
 from weightspace_app.usecases import experiments as usecases
+from weightspace_app.usecases.submission import submit_experiment
 
 from weightspace.imports import state_dict_file
 from weightspace.snapshots import ChecksumError, ObjectNotFound, sha256_hex
@@ -30,7 +30,7 @@ from weightspace_service.deps import (
     SessionDep,
     SessionsDep,
     StoreDep,
-    SubmissionDep,
+    SubmitterDep,
 )
 from weightspace_service.params import INT32_MAX, Cursor, EpochPath, Limit, RunPath
 from weightspace_service.problems import problem_responses
@@ -111,7 +111,9 @@ SPEC_EXAMPLES = {
     },
 )
 def create_experiment(
-    spec: Annotated[AnySpec, Body(openapi_examples=SPEC_EXAMPLES)], submission: SubmissionDep
+    spec: Annotated[AnySpec, Body(openapi_examples=SPEC_EXAMPLES)],
+    session: SessionDep,
+    submitter: SubmitterDep,
 ) -> JSONResponse:
     """Submit an experiment: a training spec is queued for training (202); an upload spec
     (`"source": "upload"`) creates an experiment that receives snapshots (201), see
@@ -120,26 +122,10 @@ def create_experiment(
     A training spec is checked against the live workers of its queue (`GET /workers`): 422
     naming `dataset.name` (or `dataset.train_size`) if none can load its data; with no live
     worker on the queue it is queued all the same, with a warning in `warnings`."""
-    if isinstance(spec, UploadSpec):
-        experiment, _, warnings = submission.create(
-            Experiment,
-            spec.model_dump(mode="json"),
-            [],  # nothing to train: no compute budget to check
-            lambda: uploads.new_experiment(submission.principal, spec, submission.queue),
-        )
-        status = 201
-    else:
-        experiment, created, warnings = submission.create(
-            Experiment,
-            spec.model_dump(mode="json"),
-            [spec],
-            lambda: usecases.new_experiment(submission.principal, spec, submission.queue),
-        )
-        if created:
-            submission.enqueue([experiment])
-        status = 202
+    submitted = submit_experiment(session, submitter, spec)
+    experiment, status = submitted.item, 201 if isinstance(spec, UploadSpec) else 202
     body = ExperimentOut.of(experiment)
-    body.warnings = warnings
+    body.warnings = submitted.warnings
     return JSONResponse(
         body.model_dump(mode="json"), status_code=status, headers={"Location": body.links.self}
     )

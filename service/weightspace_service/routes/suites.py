@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from weightspace_app.access import Conflict
-from weightspace_app.infra.db import Suite
 from weightspace_app.usecases import suites as usecases
+from weightspace_app.usecases.submission import submit_suite
 
 from weightspace.presets import load_preset, preset_names
 from weightspace.vocabulary import DatasetName, PresetName
@@ -19,7 +19,7 @@ from weightspace_service.deps import (
     PrincipalDep,
     SessionDep,
     StoreDep,
-    SubmissionDep,
+    SubmitterDep,
 )
 from weightspace_service.params import Cursor, Limit
 from weightspace_service.problems import problem_responses
@@ -92,29 +92,17 @@ def get_preset(
     },
 )
 def create_suite(
-    body: Annotated[SuiteIn, Body(openapi_examples=SUITE_EXAMPLES)], submission: SubmissionDep
+    body: Annotated[SuiteIn, Body(openapi_examples=SUITE_EXAMPLES)],
+    session: SessionDep,
+    submitter: SubmitterDep,
 ) -> JSONResponse:
     """Submit the preset's experiments as one suite; the report is built when all have ended.
     The data set is checked as for `POST /experiments` (422 naming `dataset`; `warnings` when no
     live worker consumes the queue)."""
-    seeds = body.seeds or load_preset(body.preset, body.dataset).seeds
-    suite, created, warnings = submission.create(
-        Suite,
-        body.model_dump(mode="json"),
-        [
-            e.spec
-            for replicate in range(seeds)
-            for e in load_preset(body.preset, body.dataset, replicate).experiments
-        ],
-        lambda: usecases.new_suite(
-            submission.principal, body.preset, body.dataset, submission.queue, seeds
-        ),
-        dataset_field="dataset",
-    )
-    if created:
-        submission.enqueue(suite.experiments)
+    submitted = submit_suite(session, submitter, body.preset, body.dataset, body.seeds)
+    suite = submitted.item
     out = SuiteOut.of(suite, usecases.suite_status(suite))
-    out.warnings = warnings
+    out.warnings = submitted.warnings
     return JSONResponse(
         out.model_dump(mode="json"), status_code=202, headers={"Location": f"/suites/{suite.id}"}
     )

@@ -1,4 +1,8 @@
-"""``python -m weightspace_service.openapi``: write the app's OpenAPI document to openapi/openapi.json."""
+"""``python scripts/openapi.py [PATH]``: write the app's OpenAPI document to openapi/openapi.json.
+
+A development tool of the checkout (the shipped service serves its document at /openapi.json);
+the tests compare the committed document with :func:`render`.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,7 @@ from weightspace_app.infra.settings import Settings
 
 from weightspace_service.app import create_app
 
-# A development tool: the document lives in the source checkout, beside service/.
-DOCUMENT = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
+DOCUMENT = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 
 
 def document() -> dict[str, Any]:
