@@ -40,6 +40,7 @@ from torch.func import functional_call, vmap
 
 from weightspace.analysis import ArrayVector, gram, pca
 from weightspace.data import Dataset
+from weightspace.determinism import deterministic
 from weightspace.models import build_model, parameter_layout
 from weightspace.objective import cross_entropy, one_hot
 from weightspace.spec import ExperimentSpec
@@ -233,7 +234,7 @@ def grid_losses(
         x = x_all[:examples].to(device)
         y = one_hot(y_all[:examples].to(device), data.num_classes)
         losses = torch.zeros(len(points), dtype=torch.float64, device=device)
-        with torch.no_grad():
+        with deterministic(), torch.no_grad():  # the same bits whatever the thread settings
             for p in range(0, len(points), per_pass):
                 params = _stacked(model, centre, directions, points[p : p + per_pass])
                 for i in range(0, len(x), chunk):

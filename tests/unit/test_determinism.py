@@ -65,9 +65,10 @@ CHILD = """
 import hashlib, json, sys
 from weightspace.data import load_dataset
 from weightspace.landscape import gradient_norms
+from weightspace.planes import landscape_plane
 from weightspace.spec import ExperimentSpec
 from weightspace.training import Trainer
-found, last = {}, {}
+found, last, path = {}, {}, {}
 for index, raw in enumerate(json.loads(sys.argv[1])):
     spec = ExperimentSpec.model_validate(raw)
     data = load_dataset(spec.dataset)
@@ -77,10 +78,18 @@ for index, raw in enumerate(json.loads(sys.argv[1])):
             digest.update(json.dumps(snapshot.metrics, sort_keys=True).encode())
             found[f"{prefix}/{snapshot.run}/{snapshot.epoch}"] = digest.hexdigest()
             last[index] = snapshot.params
+            if batched and snapshot.run == 0:
+                path.setdefault(index, []).append(snapshot.params)
         Trainer(spec, data, batched=batched).train(keep)
     # The full-batch gradient norms beside claim 1's null, as the report computes them.
     norms = gradient_norms(spec, data, last[index]).to_dict()
     found[f"{index}/gradient/norms"] = json.dumps(norms, sort_keys=True)
+    # A landscape plane over run 0's path (PCA of the path, then losses on a grid).
+    if len(path[index]) >= 3:
+        plane = landscape_plane(spec, data, path[index], resolution=4, examples=64)
+        found[f"{index}/landscape/plane"] = hashlib.sha256(
+            plane.train_loss.tobytes() + plane.test_loss.tobytes() + plane.alphas.tobytes()
+        ).hexdigest()
 print(json.dumps(found))
 """
 
@@ -112,8 +121,10 @@ def test_thread_settings_of_the_process_do_not_change_the_parameters(
     if any(spec["dataset"] == PAPER_CNN["dataset"] for spec in specs):
         find_idx_files("mnist", default_data_dir())  # MNIST must be there: no silent skip
     unset = _train_in_child(None, specs)
-    epochs = {key.rsplit("/", 1)[1] for key in unset if "gradient" not in key}
-    assert len(unset) == len(specs) * (2 * 2 * len(epochs) + 1), sorted(unset)
+    planes = [key for key in unset if key.endswith("/landscape/plane")]
+    epochs = {key.rsplit("/", 1)[1] for key in unset if "gradient" not in key} - {"plane"}
+    assert len(unset) == len(specs) * (2 * 2 * len(epochs) + 1) + len(planes), sorted(unset)
+    assert len(planes) == (len(specs) if len(epochs) >= 3 else 0), planes
     for threads in (1, 2, 4):
         other = _train_in_child(threads, specs)
         differing = sorted(key for key in unset if other.get(key) != unset[key])
