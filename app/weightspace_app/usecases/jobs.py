@@ -96,6 +96,9 @@ def run(
             return ready
         if job is None:
             request(session, key, owner, experiment_id)
+        # End the read's transaction: its connection goes back to the pool while the job
+        # computes (minutes, for a replay), unless ``compute`` reads the database itself.
+        session.commit()
         try:
             document = compute(session)
             store.put(where, json.dumps(document).encode())
