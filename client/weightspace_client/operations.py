@@ -51,8 +51,6 @@ from weightspace_client.flows import poll as poll_until
 from weightspace_client.tensors import state_dict_file
 from weightspace_client.types import (
     PCA,
-    REPORT_TERMINAL_STATUSES,
-    TERMINAL_STATUSES,
     Analysis,
     Barriers,
     BarriersPending,
@@ -64,8 +62,10 @@ from weightspace_client.types import (
     LandscapePending,
     Preset,
     Readiness,
+    ReportStatus,
     Run,
     SnapshotInfo,
+    Status,
     Suite,
     Trajectory,
     Verification,
@@ -73,6 +73,10 @@ from weightspace_client.types import (
     WorkerList,
 )
 
+#: An experiment in one of these states will not change any more (until a retry).
+TERMINAL_STATUSES: frozenset[Status] = frozenset({"succeeded", "failed", "cancelled"})
+#: A suite's report in one of these states will not change any more.
+REPORT_TERMINAL_STATUSES: frozenset[ReportStatus] = frozenset({"ready", "failed"})
 #: Sent with every submission: the same key and request create one resource (24 hours).
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: What a report file may be called: a plain name in the report folder, nothing above it.

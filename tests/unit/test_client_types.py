@@ -1,9 +1,12 @@
-"""The client's hand-written TypedDicts agree with the OpenAPI document's schemas.
+"""weightspace_client.types is generated from the OpenAPI document, and the CLI's choices are its.
 
-Each TypedDict in ``weightspace_client.types`` names its schema in ``OPENAPI_SCHEMAS``; for each
-pair the field names, which fields are required and every field's type (primitives, null,
-arrays, maps, nested TypedDicts against the schemas they map to, literals against enums) must
-agree. The committed ``openapi/openapi.json`` is the app's (test_openapi_drift.py checks that).
+- The committed types.py is what scripts/client_types.py writes from the committed
+  ``openapi/openapi.json`` (the app's: test_openapi_drift.py checks that).
+- Every schema is typed or excused, and each TypedDict agrees with its schema: field names,
+  which are required, every field's type (primitives, null, arrays, maps, nested TypedDicts
+  against the schemas they map to, literals against enums). This checks the generator itself.
+- Every option of the CLI with fixed choices offers exactly the values of the API's enum it
+  mirrors.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import (
     Any,
@@ -28,32 +31,28 @@ from typing import (
 )
 
 import pytest
+import typer.main
 
 ROOT = Path(__file__).resolve().parents[2]
 if importlib.util.find_spec("weightspace_client") is None:  # not pip-installed: use the source
     sys.path.insert(0, str(ROOT / "client"))
 
 from weightspace_client import types as client_types  # noqa: E402
+from weightspace_client.cli import app  # noqa: E402
+
+
+def _load_generator() -> types.ModuleType:
+    """scripts/client_types.py (a script, not a package: loaded from its path)."""
+    spec = importlib.util.spec_from_file_location("client_types_generator", GENERATOR)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 DOCUMENT = ROOT / "openapi" / "openapi.json"
-#: Schemas with no TypedDict, and why.
-UNTYPED = {
-    "ExperimentSpec": "requests: the client sends the user's spec file as it is",
-    "DatasetSpec": "part of ExperimentSpec",
-    "OptimizerSpec": "part of ExperimentSpec",
-    "MLPSpec": "part of ExperimentSpec",
-    "CNNSpec": "part of ExperimentSpec",
-    "PaperCNNSpec": "part of ExperimentSpec",
-    "SuiteIn": "requests: built from submit_suite's arguments",
-    "UploadSpec": "requests: built from create_upload's arguments",
-    "AnalysisIn": "requests: built from analyse's arguments",
-    "SelectionIn": "part of AnalysisIn",
-    "VerifyIn": "requests: built from verify's arguments",
-    "ExperimentPatch": "requests: built from annotate's arguments",
-    "LandscapeEvaluation": "requests: built by planes.evaluate (put_landscape's losses)",
-    "RunPage": "the client follows the pages and yields their items (Run)",
-    "SnapshotPage": "the client follows the pages and yields their items (SnapshotInfo)",
-}
+GENERATOR = ROOT / "scripts" / "client_types.py"
+generator = _load_generator()
 
 # A type, reduced to what JSON Schema can say: ("string",), ("integer",), ("number",),
 # ("boolean",), ("null",), ("any",), ("enum", values), ("array", items), ("map", values)
@@ -195,8 +194,8 @@ def test_every_typed_dict_names_its_schema_and_every_schema_is_typed_or_excused(
     assert set(mapping) == set(_typed_dicts()), "OPENAPI_SCHEMAS must list every TypedDict"
     assert set(mapping.values()) <= schemas, set(mapping.values()) - schemas
     assert len(set(mapping.values())) == len(mapping), "two TypedDicts mirror one schema"
-    assert not set(UNTYPED) & set(mapping.values())
-    missing = schemas - set(mapping.values()) - set(UNTYPED)
+    assert not set(generator.UNTYPED) & set(mapping.values())
+    missing = schemas - set(mapping.values()) - set(generator.UNTYPED)
     assert not missing, f"schemas with no TypedDict in weightspace_client.types: {missing}"
 
 
@@ -206,6 +205,85 @@ def test_every_typed_dict_names_its_schema_and_every_schema_is_typed_or_excused(
 def test_typed_dict_agrees_with_its_schema(typed_name: str, schema_name: str) -> None:
     problems = drift(_typed_dicts()[typed_name], schema_name, _document())
     assert not problems, f"{typed_name} vs {schema_name}:\n" + "\n".join(problems)
+
+
+# -- generated, and not drifted ----------------------------------------------------------
+
+
+def test_committed_types_are_generated_from_the_committed_document() -> None:
+    committed = (ROOT / "client" / "weightspace_client" / "types.py").read_text()
+    assert committed == generator.render(_document()), (
+        "client/weightspace_client/types.py drifted from openapi/openapi.json: "
+        "run `python scripts/client_types.py`"
+    )
+
+
+def test_the_generator_checks_without_writing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert generator.main(["--check"]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_a_new_schema_must_be_typed_or_excused() -> None:
+    document = _document()
+    document["components"]["schemas"]["NewOut"] = {"type": "object", "properties": {}}
+    with pytest.raises(generator.GeneratorError, match="NewOut"):
+        generator.render(document)
+
+
+def test_a_changed_schema_changes_the_output() -> None:
+    document = _document()
+    document["components"]["schemas"]["RunOut"]["properties"]["attempts"] = {"type": "integer"}
+    document["components"]["schemas"]["SuiteIn"]["properties"]["preset"]["enum"].append("huge")
+    text = generator.render(document)
+    assert "    attempts: NotRequired[int]\n" in text
+    assert 'PresetName = Literal["quick", "paper", "huge"]\n' in text
+
+
+# -- the CLI's choices are the API's enums ---------------------------------------------------
+
+#: Every option or argument of the CLI with fixed choices -> the enum of the API it offers
+#: (``Schema.property`` or ``operation_id(parameter)`` of openapi/openapi.json).
+CLI_CHOICES = {
+    ("submit", "queue"): "create_experiment(queue)",
+    ("list", "status"): "list_experiments(status)",
+    ("analyse", "kind"): "AnalysisIn.kind",
+    ("landscape", "normalisation"): "get_landscape(normalisation)",
+    ("presets", "dataset"): "get_preset(dataset)",
+    ("reproduce", "preset"): "SuiteIn.preset",
+    ("reproduce", "dataset"): "SuiteIn.dataset",
+    ("reproduce", "queue"): "create_suite(queue)",
+}
+
+
+def _cli_choices() -> Iterator[tuple[tuple[str, str], list[Any]]]:
+    """(command, parameter) -> its choices, for every parameter of the CLI that has them."""
+
+    def walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, str], list[Any]]]:
+        if hasattr(command, "commands"):  # a group (Typer may bundle its own click: no isinstance)
+            for name, sub in command.commands.items():
+                yield from walk(sub, (*path, name))
+            return
+        for param in command.params:
+            if hasattr(param.type, "choices"):
+                yield (" ".join(path), str(param.name)), list(param.type.choices)
+
+    yield from walk(typer.main.get_command(app), ())
+
+
+def test_every_cli_choice_is_listed() -> None:
+    assert {key for key, _ in _cli_choices()} == set(CLI_CHOICES)
+
+
+@pytest.mark.parametrize(("command", "where"), sorted(CLI_CHOICES.items()))
+def test_cli_choices_are_the_api_enum(command: tuple[str, str], where: str) -> None:
+    offered = dict(_cli_choices())[command]
+    assert offered == generator.locate_enum(_document(), where), command
+
+
+def test_the_named_enums_are_the_documents() -> None:
+    for name, where in generator.ENUMS.items():
+        literal = getattr(client_types, name)
+        assert list(get_args(literal)) == generator.locate_enum(_document(), where), name
 
 
 # -- the check itself fails on drift --------------------------------------------------------

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +23,7 @@ from weightspace_client.cli.output import (
     print_json,
 )
 from weightspace_client.client import DEFAULT_URL
-from weightspace_client.types import PCA, Distances
+from weightspace_client.types import PCA, AnalysisKind, Distances
 
 CsvOption = Annotated[
     bool, typer.Option("--csv", help="Print CSV (a header row, then one row per point or pair).")
@@ -233,12 +232,6 @@ def trajectory(
     note_incomplete(result)
 
 
-class AnalysisKind(StrEnum):
-    pca = "pca"
-    distances = "distances"
-    barriers = "barriers"
-
-
 @app.command()
 def analyse(
     kind: Annotated[AnalysisKind, typer.Argument(help="pca, distances or barriers.")],
@@ -283,7 +276,7 @@ def analyse(
             | ({} if epoch_list is None else {"epochs": epoch_list})
             for i in ids
         ]
-        result = client.analyse(kind.value, selection, components=components, timeout=timeout)
+        result = client.analyse(kind, selection, components=components, timeout=timeout)
         if svg is not None:
             svg.write_bytes(client.analysis_svg(result["id"], timeout=timeout))
         if as_csv:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -39,22 +38,9 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the raw JSON instead of human-readable tables.")
 ]
 
-
-# Enums, not Literal or click types, for the choices: every Typer since 0.12 takes them.
-class PresetName(StrEnum):
-    quick = "quick"
-    paper = "paper"
-
-
-class DatasetName(StrEnum):
-    mnist = "mnist"
-    fashion_mnist = "fashion-mnist"
-    digits = "digits"
-
-
-class QueueName(StrEnum):
-    cpu = "cpu"
-    gpu = "gpu"
+# Options with fixed choices are annotated with the Literals of weightspace_client.types, which
+# are generated from the API's OpenAPI document: Typer (0.19+) offers a Literal's values as the
+# choices, so the document states them once (tests/unit/test_client_types.py checks each one).
 
 
 def given(ctx: typer.Context, name: str) -> bool:

@@ -20,7 +20,7 @@ from weightspace_client.cli.output import client as _client
 from weightspace_client.cli.output import num, out, percent, print_json, styled
 from weightspace_client.cli.progress import follow, runs_of
 from weightspace_client.client import DEFAULT_URL
-from weightspace_client.types import Experiment, Run
+from weightspace_client.types import Experiment, QueueName, Run, Status
 
 #: Largest page asked of the list endpoint; ``list --limit`` above it takes several pages.
 MAX_PAGE = 100
@@ -66,8 +66,8 @@ def submit(
         typer.Argument(help="Experiment spec file (.json, .yaml or .yml).", show_default=False),
     ],
     queue: Annotated[
-        str | None,
-        typer.Option("--queue", help="Queue to train on: cpu or gpu (default: the service's)."),
+        QueueName | None,
+        typer.Option("--queue", help="Queue to train on (default: the service's)."),
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Then follow the training as `weightspace wait` does.")
@@ -95,10 +95,7 @@ def submit(
 @app.command("list")
 def list_experiments(
     status: Annotated[
-        str | None,
-        typer.Option(
-            "--status", help="Only experiments in this state (queued, running, succeeded, ...)."
-        ),
+        Status | None, typer.Option("--status", help="Only experiments in this state.")
     ] = None,
     tag: Annotated[
         str | None, typer.Option("--tag", help="Only experiments with this tag.")

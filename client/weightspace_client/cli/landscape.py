@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,12 +13,7 @@ from weightspace_client.cli.app import ExperimentArgument, JsonOption, UrlOption
 from weightspace_client.cli.output import client as _client
 from weightspace_client.cli.output import num, out, percent, print_json
 from weightspace_client.client import DEFAULT_URL
-
-
-# An enum, not a Literal, for the choice: every Typer since 0.12 takes them (see cli.app).
-class NormalisationName(StrEnum):
-    none = "none"
-    filter = "filter"
+from weightspace_client.types import Normalisation
 
 
 @app.command()
@@ -35,9 +29,9 @@ def landscape(
         float, typer.Option("--margin", min=0.0, max=4.0, help="Reach beyond the trajectory.")
     ] = 0.25,
     normalisation: Annotated[
-        NormalisationName,
+        Normalisation,
         typer.Option("--normalisation", help="`filter`: filter-normalised directions."),
-    ] = NormalisationName.none,
+    ] = "none",
     svg: Annotated[
         Path | None, typer.Option("--svg", help="Also write the figure to this SVG file.")
     ] = None,
@@ -53,7 +47,7 @@ def landscape(
         "run": run,
         "resolution": resolution,
         "margin": margin,
-        "normalisation": normalisation.value,
+        "normalisation": normalisation,
     }
     with _client(url) as client:
         experiment_id = references.experiment_id(client, experiment_id)

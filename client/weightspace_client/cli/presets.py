@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from weightspace_client.cli.app import DatasetName, JsonOption, UrlOption, app
+from weightspace_client.cli.app import JsonOption, UrlOption, app
 from weightspace_client.cli.output import client as _client
 from weightspace_client.cli.output import out, print_json
 from weightspace_client.client import DEFAULT_URL
-from weightspace_client.types import Preset
+from weightspace_client.types import DatasetName, Preset
 
 
 def _model_summary(model: Mapping[str, Any]) -> str:
@@ -143,7 +143,7 @@ def list_presets(
     with _client(url) as client:
         found = client.presets()
         if dataset is not None:
-            found = [client.preset(p["name"], dataset=dataset.value) for p in found]
+            found = [client.preset(p["name"], dataset=dataset) for p in found]
     if as_json:
         print_json(found)
         return

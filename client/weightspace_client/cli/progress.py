@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, get_args
 
 import typer
 from rich.console import RenderableType
@@ -23,16 +23,11 @@ from rich.text import Text
 
 from weightspace_client.cli.output import err, num, out, print_json, styled
 from weightspace_client.client import WeightspaceClient
-from weightspace_client.types import (
-    REPORT_TERMINAL_STATUSES,
-    TERMINAL_STATUSES,
-    Experiment,
-    Run,
-    Suite,
-)
+from weightspace_client.operations import REPORT_TERMINAL_STATUSES, TERMINAL_STATUSES
+from weightspace_client.types import Experiment, Role, Run, Suite
 
-#: The roles of a suite's experiments, in the order they are shown.
-ROLES = ("trajectory", "independent-inits", "shared-init", "shared-init-masks", "pretrained-clones")
+#: The roles of a suite's experiments, in the order they are shown (the API's order).
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 def runs_of(client: WeightspaceClient, experiment: Experiment) -> list[Run]:

@@ -17,21 +17,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from weightspace_client.cli import output
-from weightspace_client.cli.app import (
-    DatasetName,
-    JsonOption,
-    PresetName,
-    QueueName,
-    UrlOption,
-    app,
-    given,
-)
+from weightspace_client.cli.app import JsonOption, UrlOption, app, given
 from weightspace_client.cli.output import VERDICT_STYLE, num, print_json
 from weightspace_client.cli.output import client as _client
 from weightspace_client.cli.progress import role_of, wait_suite_with_progress
 from weightspace_client.cli.server import run_embedded
 from weightspace_client.client import DEFAULT_URL
-from weightspace_client.types import Claim, SuiteExperiment
+from weightspace_client.types import Claim, DatasetName, PresetName, QueueName, SuiteExperiment
 
 #: Measured figures worth a glance in the claims table (the rest are in claims.json).
 _KEY_FIGURES = (
@@ -226,7 +218,7 @@ def reproduce(
         typer.Option(
             "--preset", help="quick: minutes on a CPU; paper: the paper's scale, for a GPU."
         ),
-    ] = PresetName.quick,
+    ] = "quick",
     dataset: Annotated[
         DatasetName | None,
         typer.Option(
@@ -314,10 +306,10 @@ def reproduce(
                     "only means something with --embedded", ctx, None, f"--{name}"
                 )
     options: dict[str, Any] = {
-        "preset": preset.value,
-        "dataset": None if dataset is None else dataset.value,
+        "preset": preset,
+        "dataset": dataset,
         "out": out,
-        "queue": None if queue is None else queue.value,
+        "queue": queue,
         "seeds": seeds,
         "poll": poll,
         "timeout": timeout,
