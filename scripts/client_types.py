@@ -3,7 +3,7 @@
     python scripts/client_types.py          # regenerate it
     python scripts/client_types.py --check  # exit 1 if the committed file differs
 
-Run it after ``python -m weightspace_service.openapi`` (which rewrites the document);
+Run it after ``python scripts/openapi.py`` (which rewrites the document);
 tests/unit/test_client_types.py fails when the committed file is not what this prints.
 
 What it writes: one TypedDict per response schema the client reads (``TYPED``: schema -> the
@@ -126,7 +126,7 @@ HEADER = '''\
 """Typed shapes of the service's JSON documents, as plain dicts (no pydantic on the client side).
 
 Generated from openapi/openapi.json by scripts/client_types.py: do not edit it by hand. After
-the document changes (``python -m weightspace_service.openapi``), regenerate it with
+the document changes (``python scripts/openapi.py``), regenerate it with
 ``python scripts/client_types.py``; tests/unit/test_client_types.py fails while it drifts.
 
 Keys marked ``NotRequired`` may be absent; every other key is present, possibly ``null``.

@@ -1,7 +1,7 @@
 """Typed shapes of the service's JSON documents, as plain dicts (no pydantic on the client side).
 
 Generated from openapi/openapi.json by scripts/client_types.py: do not edit it by hand. After
-the document changes (``python -m weightspace_service.openapi``), regenerate it with
+the document changes (``python scripts/openapi.py``), regenerate it with
 ``python scripts/client_types.py``; tests/unit/test_client_types.py fails while it drifts.
 
 Keys marked ``NotRequired`` may be absent; every other key is present, possibly ``null``.
