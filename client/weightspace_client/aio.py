@@ -25,6 +25,7 @@ from weightspace_client.client import attempts_for, default_headers, resolve_bas
 from weightspace_client.errors import ApiError
 from weightspace_client.flows import (
     DOWNLOAD_CHUNK,
+    AsyncDriver,
     Call,
     Flow,
     Pages,
@@ -40,7 +41,7 @@ from weightspace_client.retries import AsyncRetryTransport
 T = TypeVar("T")
 
 
-class AsyncWeightspaceClient(Operations):
+class AsyncWeightspaceClient(Operations, AsyncDriver):
     """Async client of one weightspace service; parameters as
     :class:`~weightspace_client.client.WeightspaceClient`'s (``transport`` an
     ``httpx.AsyncBaseTransport``).

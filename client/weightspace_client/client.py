@@ -16,7 +16,7 @@ from typing import Any, Self, TypeVar, cast
 
 import httpx
 
-from weightspace_client import __version__
+from weightspace_client._version import __version__
 from weightspace_client.errors import (
     ApiError,
     ChecksumError,
@@ -34,6 +34,7 @@ from weightspace_client.flows import (
     Step,
     Stream,
     Streamed,
+    SyncDriver,
     page,
 )
 from weightspace_client.operations import IDEMPOTENCY_HEADER, Operations
@@ -89,7 +90,7 @@ def attempts_for(retries: int | None, own_transport: bool) -> int:
     return retries if retries is not None else (1 if own_transport else DEFAULT_ATTEMPTS)
 
 
-class WeightspaceClient(Operations):
+class WeightspaceClient(Operations, SyncDriver):
     """Client of one weightspace service.
 
     Parameters

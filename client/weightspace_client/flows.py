@@ -25,17 +25,13 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Concatenate, Generic, ParamSpec, Self, TypeVar
+from typing import Any, BinaryIO, Concatenate, Generic, ParamSpec, Self, TypeVar
 from typing import overload as _overload
 from urllib.parse import quote
 
 import httpx
 
 from weightspace_client.errors import WeightspaceError
-
-if TYPE_CHECKING:
-    from weightspace_client.aio import AsyncWeightspaceClient
-    from weightspace_client.client import WeightspaceClient
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -104,6 +100,17 @@ class Pages(Generic[T]):
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
+class SyncDriver:
+    """What :class:`~weightspace_client.client.WeightspaceClient` is to the descriptors below: a
+    client whose operations return their results (a base class, so this module, which the
+    clients import, need not import them)."""
+
+
+class AsyncDriver:
+    """What :class:`~weightspace_client.aio.AsyncWeightspaceClient` is to the descriptors below:
+    a client whose operations return awaitables."""
+
+
 class operation(Generic[P, T]):
     """An API operation whose body is a flow: read from a client, it is a method performing the
     flow with that client's transport -- returning ``T`` from :class:`WeightspaceClient`, an
@@ -117,11 +124,9 @@ class operation(Generic[P, T]):
     @_overload
     def __get__(self, client: None, owner: type[Any]) -> Self: ...
     @_overload
-    def __get__(self, client: WeightspaceClient, owner: type[Any]) -> Callable[P, T]: ...
+    def __get__(self, client: SyncDriver, owner: type[Any]) -> Callable[P, T]: ...
     @_overload
-    def __get__(
-        self, client: AsyncWeightspaceClient, owner: type[Any]
-    ) -> Callable[P, Awaitable[T]]: ...
+    def __get__(self, client: AsyncDriver, owner: type[Any]) -> Callable[P, Awaitable[T]]: ...
     def __get__(self, client: Any, owner: type[Any]) -> Any:
         if client is None:
             return self
@@ -147,11 +152,9 @@ class paged(Generic[P, T]):
     @_overload
     def __get__(self, client: None, owner: type[Any]) -> Self: ...
     @_overload
-    def __get__(self, client: WeightspaceClient, owner: type[Any]) -> Callable[P, Iterator[T]]: ...
+    def __get__(self, client: SyncDriver, owner: type[Any]) -> Callable[P, Iterator[T]]: ...
     @_overload
-    def __get__(
-        self, client: AsyncWeightspaceClient, owner: type[Any]
-    ) -> Callable[P, AsyncIterator[T]]: ...
+    def __get__(self, client: AsyncDriver, owner: type[Any]) -> Callable[P, AsyncIterator[T]]: ...
     def __get__(self, client: Any, owner: type[Any]) -> Any:
         if client is None:
             return self

@@ -3,7 +3,7 @@
 ::
 
     from transformers import Trainer
-    from weightspace_client import WeightspaceClient
+    from weightspace_client.client import WeightspaceClient
     from weightspace_client.huggingface import WeightspaceCallback
 
     with WeightspaceClient() as ws:

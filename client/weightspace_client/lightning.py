@@ -3,7 +3,7 @@
 ::
 
     from lightning.pytorch import Trainer
-    from weightspace_client import WeightspaceClient
+    from weightspace_client.client import WeightspaceClient
     from weightspace_client.lightning import WeightspaceCallback
 
     with WeightspaceClient() as ws:

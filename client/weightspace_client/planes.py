@@ -7,7 +7,7 @@ your model, computes the mean loss over your data and sends the grid back
 (``PUT /experiments/{id}/landscape``). The service then stores, serves and draws it like a plane
 it computed itself::
 
-    from weightspace_client import WeightspaceClient
+    from weightspace_client.client import WeightspaceClient
     from weightspace_client.planes import evaluate
 
     with WeightspaceClient() as ws:

@@ -2,7 +2,7 @@
 
 ::
 
-    from weightspace_client import WeightspaceClient
+    from weightspace_client.client import WeightspaceClient
     from weightspace_client.torch import SnapshotCallback
 
     ws = WeightspaceClient()

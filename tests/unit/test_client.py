@@ -539,6 +539,106 @@ def test_up_replaces_a_dead_worker_and_gives_up_on_a_crash_loop(
     assert not _alive(service_pid)
 
 
+# Runs run_embedded (what `reproduce --embedded` does) with a work that waits for a file: "ok"
+# returns 7, "kill-api" kills the service first; the work calls check() as reproduce does.
+EMBEDDED = """
+import os, signal, sys, time
+from pathlib import Path
+import httpx
+from weightspace_client.cli.server import run_embedded
+directory = Path(os.environ["FAKE_DIR"])
+def work(url, check, serve_again):
+    assert httpx.get(url + "/health").status_code == 200
+    (directory / "url").write_text(url + " " + serve_again)
+    while not (directory / "go").exists():
+        check()
+        time.sleep(0.05)
+    if (directory / "go").read_text() == "kill-api":
+        os.kill(int((directory / "service.pid").read_text()), signal.SIGKILL)
+        while True:
+            check()
+            time.sleep(0.05)
+    return 7
+sys.exit(run_embedded(None, Path("home"), quiet=False, work=work))
+"""
+
+
+@pytest.fixture
+def fake_embedded(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """A program running ``run_embedded`` over the stand-ins, once its work has begun."""
+    for module, source in (("fakeservice", FAKE_SERVICE), ("fakeworker", FAKE_WORKER)):
+        (tmp_path / module).mkdir()
+        (tmp_path / module / "__main__.py").write_text(source)
+    env = _child_env(
+        WEIGHTSPACE_SERVICE_MODULE="fakeservice",
+        WEIGHTSPACE_WORKER_MODULE="fakeworker",
+        FAKE_DIR=str(tmp_path),
+    )
+    program = subprocess.Popen(
+        [sys.executable, "-c", EMBEDDED],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: (tmp_path / "url").exists() or program.poll() is not None)
+        assert program.poll() is None, program.communicate()[0]
+        _wait_for(lambda: (tmp_path / "worker.json").exists())
+        yield program, tmp_path
+    finally:
+        if program.poll() is None:
+            program.kill()
+            program.wait()
+
+
+def test_run_embedded_starts_the_supervisor_as_a_child_and_stops_it_after_the_work(
+    fake_embedded: tuple[subprocess.Popen[str], Path],
+) -> None:
+    program, directory = fake_embedded
+    service_pid, worker = _children(directory)
+    url, serve_again = (directory / "url").read_text().split(" ", 1)
+    assert url.startswith("http://127.0.0.1:")
+    assert serve_again == f"weightspace up --home {directory / 'home'} --port {url.rsplit(':')[-1]}"
+    assert worker["home"] == str(directory / "home")
+    (directory / "go").write_text("ok")
+    output, _ = program.communicate(timeout=30)
+    assert program.returncode == 7, output
+    flat = _flat(output)
+    assert f"starting the embedded service on {url}" in flat
+    assert f"logs in {directory / 'home' / 'logs'}" in flat
+    assert "stopping the embedded service" in flat
+    assert not _alive(service_pid)
+    assert not _alive(worker["pid"])
+    assert (directory / "home" / "logs" / "worker.log").is_file()
+
+
+def test_run_embedded_stops_everything_on_sigterm_with_status_130(
+    fake_embedded: tuple[subprocess.Popen[str], Path],
+) -> None:
+    program, directory = fake_embedded
+    service_pid, worker = _children(directory)
+    program.send_signal(signal.SIGTERM)
+    output, _ = program.communicate(timeout=30)
+    assert program.returncode == 130, output
+    assert "interrupted: the embedded service is stopped" in _flat(output)
+    assert not _alive(service_pid)
+    assert not _alive(worker["pid"])
+
+
+def test_run_embedded_says_why_when_the_api_dies_and_exits_1(
+    fake_embedded: tuple[subprocess.Popen[str], Path],
+) -> None:
+    program, directory = fake_embedded
+    _, worker = _children(directory)
+    (directory / "go").write_text("kill-api")
+    output, _ = program.communicate(timeout=30)
+    assert program.returncode == 1, output
+    assert "error: the api process was killed by signal 9; stopping" in _flat(output)
+    assert not _alive(worker["pid"])
+
+
 def test_server_commands_explain_how_to_install_a_missing_server_package(tmp_path: Path) -> None:
     env = _child_env(WEIGHTSPACE_SERVICE_MODULE="weightspace_no_such_service")
     for command in (
@@ -561,11 +661,12 @@ def test_server_commands_explain_how_to_install_a_missing_server_package(tmp_pat
     assert not (tmp_path / "home").exists()  # nothing was started
 
 
-# Runs the command line where the server package cannot be imported (as after `pip install
-# ./client` alone): the supervisor is server code, imported only by the server commands.
+# Runs the command line where the server package cannot be found (as after `pip install
+# ./client` alone): the server commands look for it (without importing it) before starting it.
 WITHOUT_SERVER = """
 import sys
 sys.modules["weightspace"] = None  # any `import weightspace...` now raises ImportError
+sys.modules["weightspace_app"] = None  # and find_spec("weightspace_app") answers None
 from weightspace_client.cli import app
 app(sys.argv[1:], prog_name="weightspace")
 """

@@ -1,23 +1,27 @@
 """The server processes, supervised: the API and a worker as child processes, stopped together.
 
-``weightspace up``, ``api`` and ``worker`` (and ``reproduce --embedded``) run
-``python -m weightspace_service`` and ``python -m weightspace_worker`` through this module. It is
-server code, so it lives with the server (the light client imports it lazily, and only for
-those commands): in ``weightspace_app``, what the API and the worker share, rather than in
-either of them, since it runs both. It needs nothing but the standard library, so importing it
-loads neither the web framework nor the queue; the children find those in the interpreter that
-runs us.
+``python -m weightspace_app.infra.supervisor up|api|worker`` (:func:`main`) runs
+``python -m weightspace_service`` and ``python -m weightspace_worker`` as children. ``weightspace
+up``, ``api`` and ``worker`` run this command line in their place, and ``reproduce --embedded``
+starts it as a child (``up --events``: it reports on stdout as JSON lines): the light client
+starts the server's processes but imports no server code. It lives with the server, in
+``weightspace_app``, what the API and the worker share, rather than in either of them, since it
+runs both. It needs nothing but the standard library, so it loads neither the web framework nor
+the queue; the children find those in the interpreter that runs us.
 
 Failures worth telling the user are :class:`SupervisorError` (a plain-text message and the exit
-status it calls for); the command line decides how to print them.
+status it calls for); :func:`main` prints them.
 
-Why one module of ~400 lines: starting, watching, restarting and stopping the children is one
-state machine around the signal handlers; its parts are not useful apart.
+Why one module of ~550 lines: starting, watching, restarting and stopping the children is one
+state machine around the signal handlers, and its command line prints that machine's states;
+its parts are not useful apart.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -426,3 +430,155 @@ def embedded_service(
             yield Embedded(url, home, supervisor)
         finally:
             supervisor.stop()
+
+
+# -- the command line ------------------------------------------------------------------------
+
+#: How to get the server where its modules cannot be imported (the client says the same where
+#: this module itself is missing).
+INSTALL_SERVER = (
+    "Install it with `pip install 'weightspace[server]'` "
+    "(from a checkout: `pip install -e '.[server]'` at the repository root)."
+)
+
+
+class Reporter:
+    """What the command line tells its user, as text on stderr."""
+
+    def warning(self, message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    def error(self, failure: SupervisorError) -> None:
+        message = f"{failure}\n{INSTALL_SERVER}" if failure.missing_server else str(failure)
+        print(f"error: {message}", file=sys.stderr, flush=True)
+
+    def up(self, service: Embedded) -> None:
+        print(
+            f"weightspace is up at {service.url} (home {service.home})\n"
+            "Use it from another shell with:\n"
+            f"  export WEIGHTSPACE_URL={service.url}\n"
+            f"  export WEIGHTSPACE_HOME={service.home}   # for server-side tools\n"
+            "Press Ctrl-C to stop.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def stopping(self) -> None:
+        print("stopping ...", file=sys.stderr, flush=True)
+
+
+class EventReporter(Reporter):
+    """The same, as one JSON object a line on stdout, for a program that started us (``up
+    --events``): ``{"event": "ready", "url", "home"}`` once the service answers and the worker
+    runs; ``{"event": "warning", "message"}``; ``{"event": "error", "message", "code",
+    "missing_server"}`` before exiting non-zero."""
+
+    def _emit(self, event: str, **fields: object) -> None:
+        with contextlib.suppress(OSError):  # whoever reads is gone: we stop all the same
+            print(json.dumps({"event": event, **fields}), flush=True)
+
+    def warning(self, message: str) -> None:
+        self._emit("warning", message=message)
+
+    def error(self, failure: SupervisorError) -> None:
+        self._emit(
+            "error", message=str(failure), code=failure.code, missing_server=failure.missing_server
+        )
+
+    def up(self, service: Embedded) -> None:
+        self._emit("ready", url=service.url, home=str(service.home))
+
+    def stopping(self) -> None:
+        pass
+
+
+def _up(args: argparse.Namespace) -> int:
+    """Run the API and a worker until one dies (its status) or we are signalled (0)."""
+    report = EventReporter() if args.events else Reporter()
+    try:
+        with embedded_service(
+            args.host,
+            args.port,
+            args.home,
+            args.workers_concurrency,
+            logs=args.logs,
+            warn=report.warning,
+        ) as service:
+            report.up(service)
+            exited = service.supervisor.wait_any()
+            if exited is not None:
+                died = ChildDied(exited)
+                report.error(died)  # before stopping the other, which may take a while
+                return died.code
+            report.stopping()
+    except Interrupted:
+        return 0
+    except SupervisorError as failure:
+        report.error(failure)
+        return failure.code
+    return 0
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0 to 65535)")
+    return port
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is not at least 1")
+    return number
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m weightspace_app.infra.supervisor",
+        description="Run the weightspace server's processes (what `weightspace up`, `api` and "
+        "`worker` run).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="the API and a worker (queues cpu,gpu), embedded mode")
+    up.add_argument("--host", default="127.0.0.1", help="interface the API listens on")
+    up.add_argument("--port", type=_port, default=8000, help="API port")
+    up.add_argument("--home", type=Path, default=Path("./var"), help="WEIGHTSPACE_HOME")
+    up.add_argument("--workers-concurrency", type=_positive, default=1, help="trainings at once")
+    up.add_argument(
+        "--logs",
+        type=Path,
+        help="append the children's output to LOGS/api.log and LOGS/worker.log, not ours",
+    )
+    up.add_argument(
+        "--events",
+        action="store_true",
+        help="report as JSON lines on stdout (for the program that started us)",
+    )
+    api = commands.add_parser("api", help="the API server alone")
+    api.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    api.add_argument("--port", type=_port, default=8000, help="port to listen on")
+    worker = commands.add_parser("worker", help="a Celery worker alone")
+    worker.add_argument("--queues", default="cpu,gpu", help="comma-separated queues to consume")
+    worker.add_argument("--pool", default="solo", help="Celery pool: solo, threads or prefork")
+    worker.add_argument("--concurrency", type=_positive, default=1, help="pool size")
+    worker.add_argument("--loglevel", default="info", help="log level")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; the exit status (0 when stopped by a signal)."""
+    args = parser().parse_args(argv)
+    if args.command == "up":
+        return _up(args)
+    try:
+        if args.command == "api":
+            return serve_api(args.host, args.port)
+        return serve_worker(args.queues, args.pool, args.concurrency, args.loglevel)
+    except SupervisorError as failure:
+        Reporter().error(failure)
+        return failure.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

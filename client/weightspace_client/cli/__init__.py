@@ -14,10 +14,13 @@ One module per concern, each adding its commands to the one Typer :data:`app`:
 - :mod:`~weightspace_client.cli.presets`: presets;
 - :mod:`~weightspace_client.cli.suites`: reproduce, suites list;
 - :mod:`~weightspace_client.cli.workers`: workers;
-- :mod:`~weightspace_client.cli.server`: up, api, worker (the supervisor is server code,
-  :mod:`weightspace_app.infra.supervisor`, imported only by these commands).
+- :mod:`~weightspace_client.cli.server`: up, api, worker (they run the server's supervisor,
+  ``python -m weightspace_app.infra.supervisor``, in their place).
 
-Client commands talk HTTP through :class:`~weightspace_client.WeightspaceClient`.
+Client commands talk HTTP through :class:`~weightspace_client.WeightspaceClient`; server
+commands (up, api, worker, token, reproduce --embedded) start the server's entry points as
+processes: the client imports no server code. The command modules import :mod:`.app` and each
+other, never this package, which imports them (no import circle).
 """
 
 from __future__ import annotations

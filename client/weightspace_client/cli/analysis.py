@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from weightspace_client import references
+import weightspace_client.references as references
 from weightspace_client.cli.app import ExperimentArgument, JsonOption, UrlOption, app
 from weightspace_client.cli.output import client as _client
 from weightspace_client.cli.output import (

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from weightspace_client import __version__
+from weightspace_client._version import __version__
 from weightspace_client.client import URL_ENV
 
 app = typer.Typer(

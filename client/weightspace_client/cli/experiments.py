@@ -14,7 +14,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from weightspace_client import references
+import weightspace_client.references as references
 from weightspace_client.cli.app import ExperimentArgument, JsonOption, UrlOption, app
 from weightspace_client.cli.output import client as _client
 from weightspace_client.cli.output import num, out, percent, print_json, styled

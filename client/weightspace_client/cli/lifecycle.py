@@ -1,5 +1,5 @@
 """Lifecycle commands: cancel, retry and delete an experiment (or a suite, with --suite); and
-``token``, which manages API tokens on the server's own database (server-side, like ``up``)."""
+``token``, which runs the server's token command line (server-side, like ``up``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from weightspace_client import references
+import weightspace_client.references as references
 from weightspace_client.cli.app import SERVER_PANEL, JsonOption, UrlOption, app
 from weightspace_client.cli.output import client as _client
 from weightspace_client.cli.output import out, print_json
+from weightspace_client.cli.server import TOKENS, run_server_module
 from weightspace_client.client import DEFAULT_URL
 
 IdArgument = Annotated[
@@ -88,12 +89,7 @@ def delete(
 def token(ctx: typer.Context) -> None:
     """Manage API tokens on the server's database: create --owner NAME [--admin], list, revoke ID.
 
-    Runs on the server (WEIGHTSPACE_DATABASE_URL); a new token is printed once.
+    Runs on the server (WEIGHTSPACE_DATABASE_URL), as `python -m weightspace_app.usecases.tokens`;
+    a new token is printed once.
     """
-    try:
-        from weightspace_app.usecases import tokens
-    except ImportError as failure:
-        from weightspace_client.cli.server import _no_server
-
-        _no_server(failure)
-    raise typer.Exit(tokens.main(ctx.args))
+    raise typer.Exit(run_server_module(TOKENS, ctx.args))

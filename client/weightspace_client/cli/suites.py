@@ -1,7 +1,7 @@
 """Reproducing the paper: ``reproduce`` submits a preset's suite, follows it and shows its claims.
 
-With ``--embedded`` it first starts the API and a worker (the server's supervisor, imported
-only then: see :mod:`weightspace_client.cli.server`).
+With ``--embedded`` it first starts the API and a worker (the server's supervisor, as a child
+process: see :mod:`weightspace_client.cli.server`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from weightspace_client.cli import output
+import weightspace_client.cli.output as output
 from weightspace_client.cli.app import JsonOption, UrlOption, app, given
 from weightspace_client.cli.output import VERDICT_STYLE, num, print_json
 from weightspace_client.cli.output import client as _client
