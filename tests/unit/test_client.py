@@ -627,6 +627,18 @@ def test_run_embedded_stops_everything_on_sigterm_with_status_130(
     assert not _alive(worker["pid"])
 
 
+def test_run_embedded_leaves_no_process_behind_when_it_is_killed(
+    fake_embedded: tuple[subprocess.Popen[str], Path],
+) -> None:
+    """SIGKILL gives the client no chance to stop its supervisor: the supervisor sees its parent
+    gone and stops the service and the worker itself."""
+    program, directory = fake_embedded
+    service_pid, worker = _children(directory)
+    program.kill()
+    program.wait()
+    _wait_for(lambda: not _alive(service_pid) and not _alive(worker["pid"]), timeout=30)
+
+
 def test_run_embedded_says_why_when_the_api_dies_and_exits_1(
     fake_embedded: tuple[subprocess.Popen[str], Path],
 ) -> None:

@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -492,9 +493,24 @@ class EventReporter(Reporter):
         pass
 
 
+def _stop_with_parent(interval: float = 0.5) -> None:
+    """Stop as on SIGTERM when the program that started us dies, even by SIGKILL (we are then
+    re-parented), so that its service does not outlive it."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _up(args: argparse.Namespace) -> int:
     """Run the API and a worker until one dies (its status) or we are signalled (0)."""
     report = EventReporter() if args.events else Reporter()
+    if args.events:
+        _stop_with_parent()
     try:
         with embedded_service(
             args.host,
@@ -553,7 +569,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--events",
         action="store_true",
-        help="report as JSON lines on stdout (for the program that started us)",
+        help="report as JSON lines on stdout, and stop when the program that started us dies",
     )
     api = commands.add_parser("api", help="the API server alone")
     api.add_argument("--host", default="127.0.0.1", help="interface to listen on")
