@@ -18,8 +18,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from weightspace import landscape
-from weightspace.analysis import gram
+from weightspace.analysis import Gram, gram
 from weightspace.claims import ExperimentResult
 from weightspace.data import Dataset, load_dataset
 from weightspace.presets import load_preset, preset_names, with_epochs
@@ -53,6 +55,19 @@ def _train(
 
     Trainer(spec, data, device).train(keep)
     return sorted(kept, key=lambda item: (item[0], item[1]))
+
+
+def _analysable(matrix: Gram, kept: Kept, role: str) -> Gram:
+    """``matrix``, unless a snapshot's values are not finite or too large to analyse (a training
+    that diverged): then a ValueError naming the experiment, run and epoch, as the service's
+    409 "Damaged snapshot" does, rather than a report of NaNs."""
+    if (index := matrix.first_unanalysable()) is None:
+        return matrix
+    run, epoch, *_ = kept[index]
+    raise ValueError(
+        f"{role}: the snapshot of run {run} at epoch {epoch} holds values that are not finite "
+        "or too large to analyse (did training diverge? try a lower learning rate)"
+    )
 
 
 def _vector(store: LocalStore, keys: Sequence[str]) -> Callable[[int], Any]:
@@ -100,6 +115,9 @@ def reproduce(
                 seconds.get(experiment.role, 0.0) + time.perf_counter() - started
             )
             keys = [key for *_, key in kept]
+            with np.errstate(over="ignore", invalid="ignore"):  # checked by _analysable
+                matrix = gram([StoredVector(store, key) for key in keys])
+            matrix = _analysable(matrix, kept, experiment.role)
             results[experiment.role] = ExperimentResult(
                 role=experiment.role,
                 title=experiment.title,
@@ -107,7 +125,7 @@ def reproduce(
                 runs=[run for run, *_ in kept],
                 epochs=[epoch for _, epoch, *_ in kept],
                 metrics=[metrics for _, _, metrics, _, _ in kept],
-                gram=gram([StoredVector(store, key) for key in keys]),
+                gram=matrix,
                 gradients=[gradient for _, _, _, gradient, _ in kept],
                 vector=_vector(store, keys),
             )

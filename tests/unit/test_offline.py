@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from weightspace.offline import main
+import numpy as np
+import pytest
+
+from weightspace.analysis import ArrayVector, gram
+from weightspace.offline import _analysable, main
 
 
 def test_offline_reproduction_writes_the_report(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -44,3 +48,18 @@ def test_offline_reproduction_writes_the_report(tmp_path: Path, capsys) -> None:
     assert (out / "fig1-trajectory-pca.svg").is_file() and (out / "line-loss.png").is_file()
     assert len(list((out / "snapshots").rglob("*.safetensors"))) == 21
     assert "experiments run: trajectory" in capsys.readouterr().out
+
+
+def test_a_diverged_snapshot_is_named_instead_of_analysed() -> None:
+    """The offline runner's analyses refuse what the service's do (409 "Damaged snapshot"): a
+    snapshot whose values are not finite, or whose squares overflow float64."""
+    kept = [(run, epoch, {}, {}, f"key{run}{epoch}") for run in (0, 1) for epoch in (0, 1)]
+    fine = [np.full(5, float(i)) for i in range(4)]
+    matrix = gram([ArrayVector(v) for v in fine])
+    assert _analysable(matrix, kept, "clones") is matrix
+    for bad in (np.nan, np.inf, 1e200):
+        vectors = [*fine[:2], np.full(5, bad), fine[3]]
+        with np.errstate(over="ignore", invalid="ignore"):
+            matrix = gram([ArrayVector(v) for v in vectors])
+        with pytest.raises(ValueError, match="clones: the snapshot of run 1 at epoch 0"):
+            _analysable(matrix, kept, "clones")
