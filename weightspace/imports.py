@@ -35,7 +35,7 @@ import struct
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
@@ -262,7 +262,7 @@ class Received:
     """A safetensors body taken chunk by chunk: its checked header, its sha256 and size, and its
     data section in ``spool`` (a file, from offset 0)."""
 
-    spool: BinaryIO
+    spool: io.BufferedIOBase
     entries: Mapping[str, Entry]
     metadata: Mapping[str, str]
     size: int
@@ -293,7 +293,7 @@ class Receiver:
     ``spool`` (None: nowhere, a check only). :meth:`finish` raises what :func:`check_structure`
     raises for the whole body, in the same words."""
 
-    def __init__(self, spool: BinaryIO | None) -> None:
+    def __init__(self, spool: io.BufferedIOBase | None) -> None:
         self.spool = spool
         self.size = 0
         self._sha256 = hashlib.sha256()
@@ -425,7 +425,7 @@ def prepare(
         bad[name] = 0
         for values in received.values(entries[name], target, chunk_bytes):
             bad[name] += values.numel() - int(torch.isfinite(values).sum())
-            digest.update(values.numpy())
+            digest.update(values.numpy().data)
     _check_finite(layout, bad)
     parameters = layout.parameters
     if parameters == 0:
@@ -440,7 +440,9 @@ def prepare(
         "source_layout": json.dumps(layout.to_json()),
         "params_sha256": digest.hexdigest(),
     }
-    stored = {"params": (_DTYPE_NAMES[target], (parameters,))}
+    stored: dict[str, tuple[str, tuple[int, ...]]] = {
+        "params": (_DTYPE_NAMES[target], (parameters,))
+    }
     stored.update({BUFFER_PREFIX + n: (entries[n].dtype, entries[n].shape) for n in buffers})
     header, order, size = _snapshot_header(stored, metadata)
     return Prepared(received, layout, parameters, target, header, order, size)

@@ -130,20 +130,22 @@ async def upload_snapshot(
     """
     expected = _expected_sha256(x_checksum_sha256, content_digest)
     metrics = _metrics(x_metrics)
-    body = await request.body()  # the app's body limit for this route: max_upload_bytes
-    record, created = await run_in_threadpool(
-        uploads.put,
-        session,
-        store,
-        principal,
-        experiment_id,
-        run,
-        epoch,
-        body,
-        metrics=metrics,
-        sha256=expected,
-        settings=settings,
-    )
+    await run_in_threadpool(uploads.check_target, session, principal, experiment_id, run, epoch)
+    # Streamed, never read whole (the app's body limit for this route: max_upload_bytes).
+    async with uploads.receive(request.stream(), settings.upload_chunk_bytes) as body:
+        record, created = await run_in_threadpool(
+            uploads.put,
+            session,
+            store,
+            principal,
+            experiment_id,
+            run,
+            epoch,
+            body,
+            metrics=metrics,
+            sha256=expected,
+            settings=settings,
+        )
     out = SnapshotOut.of(record)
     return JSONResponse(
         out.model_dump(mode="json"),
