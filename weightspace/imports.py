@@ -23,6 +23,12 @@ The **layout** of a snapshot (names, shapes and dtypes of the vector's tensors, 
 kept buffers, and the tied pairs) is recorded in the snapshot; every snapshot of an experiment
 must have the same layout (compared by :func:`layout_sha256`). Analyses across experiments
 compare layouts by name and shape in the canonical order of :mod:`weightspace.layouts`.
+
+A body of any size is taken in bounded memory: :class:`Receiver` takes it chunk by chunk
+(checks the header once it is in, hashes every byte, spools the data section to a file),
+:func:`prepare` checks the tensors and lays out the snapshot file reading the spool a chunk at a
+time, and :meth:`Prepared.chunks` gives the snapshot file piece by piece, converted on the way.
+:func:`import_state_dict` does the same in memory, for bodies at hand.
 """
 
 from __future__ import annotations
