@@ -33,7 +33,7 @@ import re
 import struct
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -260,6 +260,12 @@ class ObjectStore(Protocol):
 
     def put(self, key: str, data: bytes) -> None: ...
 
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Write the object from ``chunks`` (memory bounded by a chunk or a part), return its
+        size. Nothing is visible under ``key`` unless every chunk was written: an exception from
+        ``chunks`` or the store leaves what was there before."""
+        ...
+
     def get(self, key: str) -> bytes: ...
 
     def get_range(self, key: str, start: int, stop: int) -> bytes:
@@ -292,13 +298,18 @@ class LocalStore:
         return self.root / check_key(key)
 
     def put(self, key: str, data: bytes) -> None:
+        self.put_stream(key, [data])
+
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename, so a reader never sees a half-written object.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        size = 0
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                for chunk in chunks:
+                    size += f.write(chunk)
             os.chmod(
                 tmp, 0o644
             )  # mkstemp makes 0600; the API and the worker may run as other users
@@ -306,6 +317,7 @@ class LocalStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        return size
 
     def get(self, key: str) -> bytes:
         try:

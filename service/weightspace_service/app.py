@@ -148,7 +148,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimitMiddleware,
         limit=settings.max_body_bytes,
         refuse=problems.send_problem,
-        larger=[("PUT", uploads.UPLOAD_PATH, settings.max_upload_bytes)],
+        larger=[
+            ("PUT", uploads.UPLOAD_PATH, settings.max_upload_bytes, "WEIGHTSPACE_MAX_UPLOAD_BYTES")
+        ],
     )
     if settings.allowed_hosts:
         app.add_middleware(

@@ -188,8 +188,10 @@ class MethodsMiddleware:
 
 
 class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body exceeds the limit of {limit} bytes")
+    def __init__(self, limit: int, setting: str) -> None:
+        super().__init__(
+            413, f"the request body exceeds the limit of {limit} bytes (the setting {setting})"
+        )
 
 
 class BodyLimitMiddleware:
@@ -202,28 +204,32 @@ class BodyLimitMiddleware:
         limit: int,
         refuse: Callable[[Scope, Send, BodyTooLarge], Any],
         *,
-        larger: Sequence[tuple[str, re.Pattern[str], int]] = (),
+        setting: str = "WEIGHTSPACE_MAX_BODY_BYTES",
+        larger: Sequence[tuple[str, re.Pattern[str], int, str]] = (),
     ) -> None:
         self.app = app
         self.limit = limit
+        self.setting = setting
         self.refuse = refuse
-        #: (method, path pattern, limit) of routes that take larger bodies (snapshot uploads).
+        #: (method, path pattern, limit, its setting) of routes that take larger bodies
+        #: (snapshot uploads).
         self.larger = tuple(larger)
 
-    def limit_for(self, scope: Scope) -> int:
-        for method, pattern, limit in self.larger:
+    def limit_for(self, scope: Scope) -> tuple[int, str]:
+        """The body limit of a request, and the setting that raises it."""
+        for method, pattern, limit, setting in self.larger:
             if scope["method"] == method and pattern.fullmatch(scope["path"]):
-                return limit
-        return self.limit
+                return limit, setting
+        return self.limit, self.setting
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope)
+        limit, setting = self.limit_for(scope)
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await self.refuse(scope, send, BodyTooLarge(limit))
+            await self.refuse(scope, send, BodyTooLarge(limit, setting))
             return
         received = 0
 
@@ -233,7 +239,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(limit)
+                    raise BodyTooLarge(limit, setting)
             return message
 
         await self.app(scope, counted, send)

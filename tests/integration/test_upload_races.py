@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -64,10 +64,10 @@ class GatedStore(LocalStore):
         self.gate = threading.Event()
         self.reached = threading.Event()
 
-    def put(self, key: str, data: bytes) -> None:
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         self.reached.set()
         assert self.gate.wait(30)
-        super().put(key, data)
+        return super().put_stream(key, chunks)
 
 
 @pytest.fixture

@@ -209,6 +209,7 @@ def test_upload_size_limit_and_trained_experiments_take_none(
         big = np_save({"x": np.zeros(1000, np.float32)})
         response = client.put(f"/experiments/{eid}/runs/0/snapshots/0", content=big)
         assert response.status_code == 413, response.text
+        assert "WEIGHTSPACE_MAX_UPLOAD_BYTES" in response.json()["detail"]
         bad = client.post("/experiments", json={"source": "upload", "replicas": 0})
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "replicas"
         assert json.loads(client.get(f"/experiments/{eid}").text)["spec"]["source"] == "upload"

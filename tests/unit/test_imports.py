@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import numpy as np
@@ -12,7 +13,14 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from tests.hostile import INTERNALS, MALFORMED, NAMES, NON_FINITE, params
-from weightspace.imports import InvalidUpload, import_state_dict, load_state_dict
+from weightspace.imports import (
+    InvalidUpload,
+    Receiver,
+    import_state_dict,
+    load_state_dict,
+    prepare,
+    state_dict_file,
+)
 
 
 def imported(body: bytes) -> int:
@@ -60,3 +68,37 @@ def test_any_tensor_name_is_taken(name: str) -> None:
 def test_finite_extremes_are_taken() -> None:
     extremes = np.array([np.finfo(np.float32).max, np.finfo(np.float32).tiny, -0.0], np.float32)
     assert imported(st_save({"x": torch.from_numpy(extremes)})) == 3
+
+
+def _streamed(body: bytes, size: int, chunk_bytes: int) -> bytes:
+    """``body`` taken ``size`` bytes at a time and made into a snapshot file, read and written
+    ``chunk_bytes`` at a time."""
+    receiver = Receiver(io.BytesIO())
+    for start in range(0, max(len(body), 1), size):
+        receiver.write(body[start : start + size])
+    prepared = prepare(
+        receiver.finish(), experiment_id=uuid.UUID(int=1), run=0, epoch=0, metrics={}
+    )
+    return b"".join(prepared.chunks(chunk_bytes))
+
+
+@pytest.mark.parametrize(("body", "words"), params(MALFORMED + NON_FINITE))
+def test_a_body_taken_in_pieces_is_refused_in_the_same_words(body: bytes, words: str) -> None:
+    with pytest.raises(InvalidUpload) as whole:
+        imported(body)
+    with pytest.raises(InvalidUpload) as pieces:
+        _streamed(body, 7, 16)
+    assert str(pieces.value) == str(whole.value)
+
+
+def test_the_snapshot_file_is_the_same_whatever_the_chunks() -> None:
+    tensors = {
+        "w": torch.randn(300, dtype=torch.float64),
+        "h": torch.randn(7).to(torch.bfloat16),
+        "n": torch.arange(5),
+    }
+    body = st_save(tensors)
+    whole = import_state_dict(body, experiment_id=uuid.UUID(int=1), run=0, epoch=0, metrics={})
+    assert _streamed(body, 5, 24) == _streamed(body, len(body), 1 << 20) == whole.data
+    back = st_load(state_dict_file(whole.data))
+    assert all(torch.equal(back[n], t) for n, t in tensors.items())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -22,6 +24,7 @@ from weightspace.snapshots import (
 SHA256_METADATA = "sha256"
 CONTENT_TYPE = "application/octet-stream"
 MAX_DELETE_BATCH = 1000  # the S3 limit on keys per DeleteObjects request
+MIN_PART_BYTES = 5 << 20  # the S3 limit on every part of a multipart upload but the last
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
@@ -80,6 +83,18 @@ def _transient(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _parts(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """``chunks`` regrouped into parts of ``size`` bytes (the last one shorter)."""
+    pending = bytearray()
+    for chunk in chunks:
+        pending += chunk
+        while len(pending) >= size:
+            yield bytes(pending[:size])
+            del pending[:size]
+    if pending:
+        yield bytes(pending)
+
+
 class S3Store:
     """Objects in one bucket, optionally under a key prefix (``ObjectStore`` protocol).
 
@@ -104,6 +119,9 @@ class S3Store:
     page_size
         Keys per ``ListObjectsV2`` page and per ``DeleteObjects`` batch in :meth:`delete_prefix`
         (at most 1000).
+    part_bytes
+        Bytes per part of the multipart uploads of :meth:`put_stream` (at least 5 MiB); an
+        object no larger is written by one ``PutObject``.
     """
 
     def __init__(
@@ -118,6 +136,7 @@ class S3Store:
         create_bucket: bool = False,
         client: Any | None = None,
         page_size: int = MAX_DELETE_BATCH,
+        part_bytes: int = 8 << 20,
     ) -> None:
         if not bucket:
             raise ValueError("bucket name must not be empty")
@@ -129,6 +148,7 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix
         self.page_size = page_size
+        self.part_bytes = max(part_bytes, MIN_PART_BYTES)
         if client is None:
             # A session per store: boto3's default session is not thread-safe, clients are.
             session = boto3.session.Session(
@@ -174,6 +194,48 @@ class S3Store:
             ContentType=CONTENT_TYPE,
             Metadata={SHA256_METADATA: sha256_hex(data)},
         )
+
+    @_transient
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        """One ``PutObject`` (with the sha256 metadata) for an object of at most one part;
+        else a multipart upload of ``part_bytes`` parts, aborted on any failure (of ``chunks``
+        too), so that no part stays behind. Such an object carries no sha256 metadata: its
+        sha256 is known only once its last part is sent (the database records it)."""
+        object_key = self._object_key(key)
+        parts = _parts(chunks, self.part_bytes)
+        first = next(parts, b"")
+        second = next(parts, None)
+        if second is None:
+            self.put(key, first)
+            return len(first)
+        upload = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=object_key, ContentType=CONTENT_TYPE
+        )["UploadId"]
+        try:
+            sent, size = [], 0
+            for number, part in enumerate(itertools.chain([first, second], parts), start=1):
+                answer = self.client.upload_part(
+                    Bucket=self.bucket,
+                    Key=object_key,
+                    UploadId=upload,
+                    PartNumber=number,
+                    Body=part,
+                )
+                sent.append({"PartNumber": number, "ETag": answer["ETag"]})
+                size += len(part)
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=object_key,
+                UploadId=upload,
+                MultipartUpload={"Parts": sent},
+            )
+        except BaseException:
+            with contextlib.suppress(BotoCoreError, ClientError):
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=object_key, UploadId=upload
+                )
+            raise
+        return size
 
     @_transient
     def get(self, key: str) -> bytes:

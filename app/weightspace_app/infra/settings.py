@@ -125,8 +125,18 @@ class Settings(BaseSettings):
         ge=0,
         description="For tests only: seconds each shard task waits before it computes.",
     )
-    # Largest snapshot upload (PUT .../snapshots/{epoch}) in bytes; bigger bodies get 413.
-    max_upload_bytes: int = Field(default=1 << 30, ge=1)
+    max_upload_bytes: int = Field(
+        default=8 << 30,
+        ge=1,
+        description="Largest snapshot upload (PUT .../snapshots/{epoch}) in bytes (413 above); "
+        "the default takes 1B float32 or float64 parameters.",
+    )
+    upload_chunk_bytes: int = Field(
+        default=8 << 20,
+        ge=4096,
+        description="Bytes an upload is read, checked and written in at a time: the API's "
+        "memory per upload is a few of these, whatever the snapshot's size.",
+    )
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -7,19 +7,32 @@ after completion) and the writes to the store and the database.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import io
 import math
 import re
+import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from weightspace import layouts
 from weightspace.data import DATASETS
-from weightspace.imports import InvalidUpload, Layout, import_state_dict
+from weightspace.imports import (
+    CHUNK_BYTES,
+    InvalidUpload,
+    Layout,
+    Prepared,
+    Received,
+    Receiver,
+    prepare,
+)
 from weightspace.models import declared_layout
-from weightspace.snapshots import ObjectStore, sha256_hex, snapshot_key
+from weightspace.snapshots import ObjectStore, snapshot_key
 from weightspace.spec import UploadSpec
 from weightspace.vocabulary import TERMINAL
 from weightspace_app.access import Conflict, Principal
@@ -131,26 +144,10 @@ def _fix_layout(experiment: Experiment, layout: Layout) -> None:
         )
 
 
-def put(
-    session: Session,
-    store: ObjectStore,
-    principal: Principal,
-    experiment_id: uuid.UUID,
-    run: int,
-    epoch: int,
-    body: bytes,
-    *,
-    metrics: Mapping[str, float],
-    sha256: str | None,
-    settings: Settings | None = None,
-) -> tuple[SnapshotRecord, bool]:
-    """Store the state dict ``body`` as snapshot (run, epoch); return it and whether it is new.
-
-    ``sha256`` (hex), when given, must match the body. Uploading the same (run, epoch) again
-    replaces the snapshot while the experiment is open. With ``settings``, the owner's
-    stored-bytes quota applies (429). The experiment's row is locked from the last check to the
-    commit (see :func:`_uploadable`).
-    """
+def _target(
+    session: Session, principal: Principal, experiment_id: uuid.UUID, run: int, epoch: int
+) -> Experiment:
+    """The experiment, if it takes an upload of (run, epoch); 404, 409 or 422 otherwise."""
     experiment = _uploadable(session, principal, experiment_id)
     if not 0 <= run < len(experiment.runs):
         raise InvalidUpload(
@@ -158,38 +155,102 @@ def put(
         )
     if not 0 <= epoch <= MAX_EPOCH:
         raise InvalidUpload("path.epoch", f"epoch must be in [0, {MAX_EPOCH}]")
-    if sha256 is not None and sha256_hex(body) != sha256.lower():
+    return experiment
+
+
+def check_target(
+    session: Session, principal: Principal, experiment_id: uuid.UUID, run: int, epoch: int
+) -> None:
+    """Refuse an upload (404, 409, 422) before its body is read; the transaction ends, so that
+    no connection is held while the body streams in."""
+    try:
+        _target(session, principal, experiment_id, run, epoch)
+    finally:
+        session.rollback()
+
+
+@contextlib.asynccontextmanager
+async def receive(stream: AsyncIterable[bytes], chunk_bytes: int) -> AsyncIterator[Received]:
+    """A request body taken as it streams in, ``chunk_bytes`` at a time (checked, hashed, its
+    data section spooled to a temporary file, removed after the block): the memory it holds
+    is about two chunks and the safetensors header, whatever the body's size."""
+    with tempfile.TemporaryFile(prefix="weightspace-upload-") as spool:
+        receiver = Receiver(spool)
+        pending = bytearray()
+        async for piece in stream:
+            pending += piece
+            if len(pending) >= chunk_bytes:
+                await asyncio.to_thread(receiver.write, pending)
+                pending = bytearray()
+        await asyncio.to_thread(receiver.write, pending)
+        yield await asyncio.to_thread(receiver.finish)
+
+
+def _received(body: bytes) -> Received:
+    receiver = Receiver(io.BytesIO())
+    receiver.write(body)
+    return receiver.finish()
+
+
+def put(
+    session: Session,
+    store: ObjectStore,
+    principal: Principal,
+    experiment_id: uuid.UUID,
+    run: int,
+    epoch: int,
+    body: bytes | Received,
+    *,
+    metrics: Mapping[str, float],
+    sha256: str | None,
+    settings: Settings | None = None,
+) -> tuple[SnapshotRecord, bool]:
+    """Store the state dict ``body`` as snapshot (run, epoch); return it and whether it is new.
+
+    ``body`` is the safetensors file, or what :func:`receive` took of it. ``sha256`` (hex),
+    when given, must match the body. Uploading the same (run, epoch) again replaces the
+    snapshot while the experiment is open. With ``settings``, the owner's stored-bytes quota
+    applies (429). Every check passes before anything is written; the snapshot file streams to
+    the store a chunk at a time. The experiment's row is locked from the last check to the
+    commit (see :func:`_uploadable`).
+    """
+    experiment = _target(session, principal, experiment_id, run, epoch)
+    received = _received(body) if isinstance(body, bytes) else body
+    if sha256 is not None and received.sha256 != sha256.lower():
         raise InvalidUpload("header.x-checksum-sha256", "the body does not match its sha256")
     spec = UploadSpec.model_validate(experiment.spec)
-    imported = import_state_dict(
-        body,
+    chunk_bytes = CHUNK_BYTES if settings is None else settings.upload_chunk_bytes
+    prepared = prepare(
+        received,
         experiment_id=experiment.id,
         run=run,
         epoch=epoch,
         metrics=metrics,
         include_buffers=spec.include == "parameters+buffers",
+        chunk_bytes=chunk_bytes,
     )
-    _check_declared_model(spec, imported.layout)
+    _check_declared_model(spec, prepared.layout)
     try:
         experiment = _uploadable(session, principal, experiment_id, lock=True)
-        _fix_layout(experiment, imported.layout)
+        _fix_layout(experiment, prepared.layout)
         existing = session.get(SnapshotRecord, (experiment.id, run, epoch))
         if settings is not None:
             replaced = 0 if existing is None else existing.size
-            limits.admit_upload(session, principal, settings, len(imported.data) - replaced)
+            limits.admit_upload(session, principal, settings, prepared.size - replaced)
     except Exception:
         session.rollback()
         raise
     key = snapshot_key(experiment.id, run, epoch)
-    store.put(key, imported.data)
+    digest = hashlib.sha256()
+    size = store.put_stream(key, _hashed(prepared, chunk_bytes, digest))
     record = SnapshotRecord(
         experiment_id=experiment.id,
         run=run,
         epoch=epoch,
         key=key,
-        size=len(imported.data),
-        sha256=sha256_hex(imported.data),
-        parameters=imported.parameters,
+        size=size,
+        sha256=digest.hexdigest(),
+        parameters=prepared.parameters,
         metrics=dict(metrics),
         created_at=utcnow(),
     )
@@ -200,6 +261,13 @@ def put(
         row.train_loss = metrics.get("train_loss")  # the latest loss, as training records it
     session.commit()
     return record, existing is None
+
+
+def _hashed(prepared: Prepared, chunk_bytes: int, digest: hashlib._Hash) -> Iterator[bytes]:
+    """The snapshot file's chunks, each added to ``digest`` on its way to the store."""
+    for chunk in prepared.chunks(chunk_bytes):
+        digest.update(chunk)
+        yield chunk
 
 
 def complete(session: Session, principal: Principal, experiment_id: uuid.UUID) -> Experiment:

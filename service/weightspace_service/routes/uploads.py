@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 from weightspace_app.usecases import uploads
 
 from weightspace.imports import InvalidUpload
@@ -130,20 +131,25 @@ async def upload_snapshot(
     """
     expected = _expected_sha256(x_checksum_sha256, content_digest)
     metrics = _metrics(x_metrics)
-    body = await request.body()  # the app's body limit for this route: max_upload_bytes
-    record, created = await run_in_threadpool(
-        uploads.put,
-        session,
-        store,
-        principal,
-        experiment_id,
-        run,
-        epoch,
-        body,
-        metrics=metrics,
-        sha256=expected,
-        settings=settings,
-    )
+    await run_in_threadpool(uploads.check_target, session, principal, experiment_id, run, epoch)
+    # Streamed, never read whole (the app's body limit for this route: max_upload_bytes).
+    try:
+        async with uploads.receive(request.stream(), settings.upload_chunk_bytes) as body:
+            record, created = await run_in_threadpool(
+                uploads.put,
+                session,
+                store,
+                principal,
+                experiment_id,
+                run,
+                epoch,
+                body,
+                metrics=metrics,
+                sha256=expected,
+                settings=settings,
+            )
+    except ClientDisconnect:  # gone half-way: nothing was stored, and nobody reads an answer
+        return JSONResponse(None, status_code=400)
     out = SnapshotOut.of(record)
     return JSONResponse(
         out.model_dump(mode="json"),
