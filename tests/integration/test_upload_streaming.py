@@ -4,6 +4,7 @@ half-way leaves nothing behind: no object, no open multipart upload, no database
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import struct
@@ -129,6 +130,31 @@ def test_a_large_upload_holds_a_few_chunks_not_the_body(served: Served) -> None:
     # A few chunks and parts, and what the allocator keeps of them per thread (30-65 MiB
     # measured for bodies of 8 to 256 MiB); reading the body whole would cost it all, and more.
     assert grown < body // 2, f"{grown / MiB:.0f} MiB"
+
+
+def test_a_large_state_dict_download_streams_too(served: Served) -> None:
+    """``?format=state_dict`` rebuilds the file from the stored snapshot a chunk at a time
+    (spooled to disk to know its checksum first), never the whole file in memory."""
+    body = 128 * MiB
+    upload_growth(served, body)  # warm, and the snapshot to download
+    eid = served.experiment()
+    assert served.put(eid, 0, body_of(body // 4, last=2.0)).status_code == 201
+    peak_rss_reset()
+    before = rss("VmRSS")
+    digest, size, tail = hashlib.sha256(), 0, b""
+    path = f"/experiments/{eid}/runs/0/snapshots/0"
+    with served.http.stream("GET", path, params={"format": "state_dict"}) as response:
+        assert response.status_code == 200
+        for chunk in response.iter_bytes():
+            digest.update(chunk)
+            size += len(chunk)
+            tail = (tail + chunk)[-8:]
+    grown = rss("VmHWM") - before
+    assert response.headers["X-Checksum-Sha256"] == digest.hexdigest()
+    assert int(response.headers["Content-Length"]) == size > body
+    assert np.frombuffer(tail, np.float32).tolist() == [1.0, 2.0]  # w's last two values
+    assert grown < body // 2, f"{grown / MiB:.0f} MiB"
+    print(f"{body / MiB:.0f} MiB state dict download: peak RSS +{grown / MiB:.1f} MiB")
 
 
 def test_a_body_refused_in_its_last_chunk_leaves_nothing(served: Served) -> None:

@@ -14,8 +14,8 @@ from weightspace_app.usecases import analyses
 from weightspace_app.usecases import experiments as usecases
 from weightspace_app.usecases.submission import submit_experiment
 
-from weightspace.imports import state_dict_file
-from weightspace.snapshots import ChecksumError, ObjectNotFound, sha256_hex
+from weightspace.imports import SpooledStateDict
+from weightspace.snapshots import ChecksumError, ObjectNotFound
 from weightspace.spec import AnySpec, UploadSpec
 from weightspace_service.cursors import (
     after_created,
@@ -284,13 +284,14 @@ def download_snapshot(
             else str(error)
         )
         raise DamagedSnapshot(ref, why) from None
-    if format == "state_dict":  # verified as it is read, then rebuilt as a state dict
-        data = state_dict_file(b"".join(chunks), record.sha256)
-        return Response(
-            data,
+    if format == "state_dict":  # verified as it is spooled, then rebuilt as a state dict
+        spooled = SpooledStateDict(chunks)
+        return StreamingResponse(
+            spooled.chunks(STREAM_CHUNK),
             media_type="application/octet-stream",
             headers={
-                "X-Checksum-Sha256": sha256_hex(data),
+                "Content-Length": str(spooled.plan.size),
+                "X-Checksum-Sha256": spooled.sha256,
                 "Content-Disposition": f'attachment; filename="{name}-state_dict.safetensors"',
             },
         )
