@@ -118,7 +118,8 @@ def test_a_finished_experiment_verifies_identical(service: Service) -> None:
     assert one["verdict"] == "identical" and (one["run"], one["epoch"]) == (1, 2)
     assert [(c["run"], c["epoch"]) for c in one["compared"]] == [(1, 0), (1, 1), (1, 2)]
 
-    result = CliRunner().invoke(cli, ["verify", experiment_id, "--run", "0", "--url", ws.base_url])
+    prefix = experiment_id[:8]  # an id prefix names it, as for the other commands
+    result = CliRunner().invoke(cli, ["verify", prefix, "--run", "0", "--url", ws.base_url])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("identical: 4 snapshots of run(s) 0"), result.output
 

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from weightspace_client import references
 from weightspace_client.cli.app import JsonOption, UrlOption, app
 from weightspace_client.cli.output import client as _client
 from weightspace_client.cli.output import num, out, print_json
@@ -20,7 +21,9 @@ DIFFERS = 1
 
 @app.command()
 def verify(
-    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="Experiment id.")],
+    experiment_id: Annotated[
+        str, typer.Argument(metavar="ID", help="Experiment: an id, a unique id prefix or a name.")
+    ],
     run: Annotated[
         int | None, typer.Option("--run", min=0, help="Replay only this run (default: all).")
     ] = None,
@@ -44,6 +47,7 @@ def verify(
     difference and both environments (exit status 1). Replays start from each run's initial
     state, so this costs what training to --epoch cost."""
     with _client(url) as client:
+        experiment_id = references.experiment_id(client, experiment_id)
         result = client.verify(experiment_id, run=run, epoch=epoch, timeout=timeout)
     if as_json:
         print_json(result)
