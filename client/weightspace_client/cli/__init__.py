@@ -2,7 +2,8 @@
 
 One module per concern, each adding its commands to the one Typer :data:`app`:
 
-- :mod:`~weightspace_client.cli.app`: the application, the options and choices commands share;
+- :mod:`~weightspace_client.cli.app`: the application and the options commands share (their
+  choices are the API's enums, the Literals of the generated :mod:`weightspace_client.types`);
 - :mod:`~weightspace_client.cli.output`: consoles, JSON, styled cells, errors as messages;
 - :mod:`~weightspace_client.cli.progress`: live progress of an experiment and of a suite;
 - :mod:`~weightspace_client.cli.experiments`: submit, list, status, wait, tag, download;
