@@ -208,8 +208,8 @@ class UploadSpec(BaseModel):
 
     The service trains nothing for it. Analyses that evaluate the model (landscape planes,
     barriers) need one: either the upload declares a ``model`` the service can build (with the
-    ``dataset`` to evaluate on), or the client evaluates the plane with its own model (see
-    :mod:`weightspace_app.usecases.landscapes`).
+    ``dataset`` to evaluate on), or the client evaluates the plane with its own model (``GET
+    /experiments/{id}/landscape/plane``, then ``PUT /experiments/{id}/landscape``).
     """
 
     model_config = _STRICT
