@@ -13,13 +13,13 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from tests.hostile import INTERNALS, MALFORMED, NAMES, NON_FINITE, params
+from weightspace.exports import state_dict_file
 from weightspace.imports import (
     InvalidUpload,
     Receiver,
     import_state_dict,
     load_state_dict,
     prepare,
-    state_dict_file,
 )
 
 

@@ -12,7 +12,7 @@ the queue; the children find those in the interpreter that runs us.
 Failures worth telling the user are :class:`SupervisorError` (a plain-text message and the exit
 status it calls for); :func:`main` prints them.
 
-Why one module of ~550 lines: starting, watching, restarting and stopping the children is one
+Why one module of ~600 lines: starting, watching, restarting and stopping the children is one
 state machine around the signal handlers, and its command line prints that machine's states;
 its parts are not useful apart.
 """

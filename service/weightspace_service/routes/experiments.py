@@ -14,7 +14,7 @@ from weightspace_app.usecases import analyses
 from weightspace_app.usecases import experiments as usecases
 from weightspace_app.usecases.submission import submit_experiment
 
-from weightspace.imports import SpooledStateDict
+from weightspace.exports import SpooledStateDict
 from weightspace.snapshots import ChecksumError, ObjectNotFound
 from weightspace.spec import AnySpec, UploadSpec
 from weightspace_service.cursors import (
